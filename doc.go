@@ -1,0 +1,36 @@
+// Package pgstore is a gorilla/sessions Store that keeps sessions in
+// PostgreSQL, in the table layout of Node's connect-pg-simple
+// (sid varchar primary key, sess json, expire timestamp). The cookie holds
+// only a signed session ID; the values live in the sess column as JSON.
+//
+// Quick start:
+//
+//	db, err := sql.Open("postgres", os.Getenv("DATABASE_URL"))
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	store, err := pgstore.New(db, pgstore.Config{
+//		KeyPairs: [][]byte{[]byte(os.Getenv("SESSION_KEY"))}, // 32+ random bytes
+//	})
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	defer store.Close()
+//
+//	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+//		session, _ := store.Get(r, "session")
+//		n, _ := session.Values["visits"].(int)
+//		session.Values["visits"] = n + 1
+//		if err := session.Save(r, w); err != nil {
+//			http.Error(w, err.Error(), http.StatusInternalServerError)
+//			return
+//		}
+//		fmt.Fprintf(w, "visits: %d\n", n+1)
+//	})
+//
+// New creates the table when it is missing, prepares its statements and
+// starts a goroutine that deletes expired rows; Close stops it. With
+// Config.ExpressSecrets set, the store reads and writes express-session's
+// cookie and row format, so a Go service and an Express service share live
+// sessions.
+package pgstore

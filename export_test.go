@@ -1,0 +1,40 @@
+package pgstore
+
+import (
+	"context"
+	"database/sql"
+	"io"
+	"time"
+)
+
+// TestHooks exposes the store's seams to the external test package.
+type TestHooks struct {
+	Now       func() time.Time
+	Rand      io.Reader
+	PruneWait func(time.Duration) <-chan time.Time
+	Pruned    func(n int64, err error)
+}
+
+// NewWithHooks is New with test seams.
+func NewWithHooks(db *sql.DB, cfg Config, h TestHooks) (*Store, error) {
+	return newStore(context.Background(), db, cfg, hooks{now: h.Now, rand: h.Rand, pruneWait: h.PruneWait, pruned: h.Pruned})
+}
+
+// PruneRound runs one background pruning round.
+func (st *Store) PruneRound(ctx context.Context) (n int64, locked bool, err error) {
+	return st.pruneRound(ctx)
+}
+
+// DDL returns the statements New runs to create the table.
+func (st *Store) DDL() []string { return st.cfg.ddl() }
+
+var (
+	Jitter      = jitter
+	DerivedName = derivedName
+	DescribeDSN = describeDSN
+	LogID       = logID
+	HashID      = hashID
+)
+
+// SchemaName is the schema the store's table is in.
+func (st *Store) SchemaName() string { return st.cfg.schema }

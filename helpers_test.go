@@ -1,0 +1,266 @@
+package pgstore_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/securecookie"
+	"github.com/gorilla/sessions"
+	"go.uber.org/goleak"
+
+	"github.com/pgsessions/pgstore"
+	"github.com/pgsessions/pgstore/internal/pgproxy"
+	"github.com/pgsessions/pgstore/internal/pgtest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(runner{m}, goleak.Cleanup(func(code int) {
+		pgtest.Stop()
+		os.Exit(code)
+	}))
+}
+
+// runner closes the shared pools after the tests and before goleak looks
+// for leftover goroutines.
+type runner struct{ m *testing.M }
+
+func (r runner) Run() int {
+	code := r.m.Run()
+	shared.Range(func(_, db any) bool {
+		db.(*sql.DB).Close()
+		return true
+	})
+	return code
+}
+
+const cookieName = "session"
+
+var (
+	hashKey1  = bytes.Repeat([]byte{1}, 32)
+	hashKey2  = bytes.Repeat([]byte{2}, 32)
+	blockKey1 = bytes.Repeat([]byte{3}, 32)
+)
+
+// shared holds one pool per driver for tests that need nothing special.
+var shared sync.Map
+
+// sharedDB returns the shared pool for driverName, skipping t when no
+// server is available.
+func sharedDB(t *testing.T, driverName string) *sql.DB {
+	t.Helper()
+	if db, ok := shared.Load(driverName); ok {
+		return db.(*sql.DB)
+	}
+	dsn, err := pgtest.DSN()
+	if err != nil {
+		t.Skip(err.Error())
+	}
+	db, err := sql.Open(driverName, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prev, loaded := shared.LoadOrStore(driverName, db); loaded {
+		db.Close()
+		return prev.(*sql.DB)
+	}
+	return db
+}
+
+// eachDriver runs f as parallel subtests, once with lib/pq and once with
+// pgx's stdlib driver.
+func eachDriver(t *testing.T, f func(t *testing.T, db *sql.DB)) {
+	t.Helper()
+	for _, drv := range pgtest.Drivers {
+		t.Run(drv, func(t *testing.T) {
+			t.Parallel()
+			f(t, sharedDB(t, drv))
+		})
+	}
+}
+
+// clock is an injectable time source.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Now().Truncate(time.Second)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// newTestStore returns a store in a schema of its own (unless cfg names
+// one), with test keys unless cfg has keys, and the background pruner off
+// unless cfg sets an interval. It is closed when t ends.
+func newTestStore(t *testing.T, db *sql.DB, cfg pgstore.Config, h ...pgstore.TestHooks) *pgstore.Store {
+	t.Helper()
+	if cfg.SchemaName == "" {
+		cfg.SchemaName = pgtest.Schema(t, db)
+	}
+	if cfg.KeyPairs == nil && cfg.ExpressSecrets == nil {
+		cfg.KeyPairs = [][]byte{hashKey1}
+	}
+	if cfg.PruneInterval == 0 {
+		cfg.PruneInterval = -1
+	}
+	var hooks pgstore.TestHooks
+	if len(h) > 0 {
+		hooks = h[0]
+	}
+	st, err := pgstore.NewWithHooks(db, cfg, hooks)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := st.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return st
+}
+
+// request returns a GET request carrying cookies.
+func request(cookies ...*http.Cookie) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, "http://example.test/", nil)
+	for _, c := range cookies {
+		if c != nil {
+			r.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+		}
+	}
+	return r
+}
+
+// responseCookie returns the cookie called name that w set, or nil.
+func responseCookie(w *httptest.ResponseRecorder, name string) *http.Cookie {
+	for _, c := range w.Result().Cookies() {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// get loads the session for a request with cookie c.
+func get(t *testing.T, st *pgstore.Store, c *http.Cookie) (*http.Request, *sessions.Session) {
+	t.Helper()
+	r := request(c)
+	s, err := st.Get(r, cookieName)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	return r, s
+}
+
+// save saves s and returns the cookie set, if any.
+func save(t *testing.T, st *pgstore.Store, r *http.Request, s *sessions.Session) *http.Cookie {
+	t.Helper()
+	w := httptest.NewRecorder()
+	if err := st.Save(r, w, s); err != nil {
+		t.Fatalf("Save: %v", err)
+	}
+	return responseCookie(w, s.Name())
+}
+
+// login creates a session holding values and returns its cookie.
+func login(t *testing.T, st *pgstore.Store, values map[any]any) *http.Cookie {
+	t.Helper()
+	r, s := get(t, st, nil)
+	for k, v := range values {
+		s.Values[k] = v
+	}
+	c := save(t, st, r, s)
+	if c == nil {
+		t.Fatal("Save of a new session with values set no cookie")
+	}
+	return c
+}
+
+// rowCount counts the rows of the sessions table in schema.
+func rowCount(t *testing.T, db *sql.DB, schema, table string) int {
+	t.Helper()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM ` + qualified(schema, table)).Scan(&n); err != nil {
+		t.Fatalf("count rows: %v", err)
+	}
+	return n
+}
+
+func qualified(schema, table string) string {
+	q := func(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+	if schema == "" {
+		return q(table)
+	}
+	return q(schema) + "." + q(table)
+}
+
+// row reads the sess and expire (as text, in the connection's zone) of sid.
+func row(t *testing.T, db *sql.DB, schema, sid string) (sess string, ok bool) {
+	t.Helper()
+	err := db.QueryRow(`SELECT sess::text FROM `+qualified(schema, pgstore.DefaultTableName)+` WHERE sid = $1`, sid).Scan(&sess)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false
+	}
+	if err != nil {
+		t.Fatalf("read row: %v", err)
+	}
+	return sess, true
+}
+
+// decodeID returns the session ID inside a securecookie cookie.
+func decodeID(t *testing.T, c *http.Cookie, keyPairs ...[]byte) string {
+	t.Helper()
+	if len(keyPairs) == 0 {
+		keyPairs = [][]byte{hashKey1}
+	}
+	var id []byte
+	codecs := securecookie.CodecsFromPairs(keyPairs...)
+	for _, cd := range codecs {
+		cd.(*securecookie.SecureCookie).SetSerializer(securecookie.NopEncoder{})
+	}
+	if err := securecookie.DecodeMulti(c.Name, c.Value, &id, codecs...); err != nil {
+		t.Fatalf("decode cookie: %v", err)
+	}
+	return string(id)
+}
+
+// proxied returns a pool for driverName that goes through a round-trip
+// counting proxy to the test server.
+func proxied(t *testing.T, driverName string) (*sql.DB, *pgproxy.Proxy) {
+	t.Helper()
+	dsn, err := pgtest.DSN()
+	if err != nil {
+		t.Skip(err.Error())
+	}
+	p, err := pgproxy.Start(pgtest.HostPort(dsn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	db := pgtest.OpenDSN(t, driverName, pgtest.WithParams(pgtest.WithHostPort(dsn, p.Addr()), map[string]string{"sslmode": "disable"}))
+	return db, p
+}
+
+// ctxTimeout is a context for test queries.
+func ctxTimeout(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -1,0 +1,307 @@
+// Package pgproxy is a test-only TCP proxy for PostgreSQL. It sits between a
+// database driver and a real server, forwards every byte unchanged in both
+// directions, and parses the client-to-server (frontend) protocol v3 to count
+// round trips and record the SQL text that clients send.
+//
+// A round trip is one client message after which the server answers with
+// ReadyForQuery: a Sync ('S') or a simple Query ('Q'). Messages of the
+// connection startup phase (SSLRequest, StartupMessage, authentication 'p'
+// messages, CancelRequest) are never counted.
+//
+// Connect through the proxy with sslmode=disable: if the client negotiates
+// TLS or GSS encryption the traffic is opaque, and that connection is only
+// forwarded, never counted.
+//
+// This package is meant for tests only; it is not part of the pgstore API.
+package pgproxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Request codes that may appear in the untyped first messages of a connection.
+const (
+	codeCancel = 80877102
+	codeSSL    = 80877103
+	codeGSSENC = 80877104
+)
+
+// maxStartupLen bounds an untyped startup-phase message (the server uses 10000).
+const maxStartupLen = 10000
+
+// Proxy is a test-only PostgreSQL proxy that counts round trips. Create it
+// with Start and stop it with Close. All methods are safe for concurrent use.
+type Proxy struct {
+	target string
+	ln     net.Listener
+	ctx    context.Context // canceled by Close; aborts dials in progress
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+
+	roundTrips atomic.Int64
+
+	mu     sync.Mutex
+	closed bool
+	conns  map[net.Conn]struct{}
+	stmts  []string
+}
+
+// Start listens on 127.0.0.1:0 and forwards each accepted connection to
+// target ("host:port"). It is test-only.
+func Start(target string) (*Proxy, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("pgproxy: listen: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Proxy{
+		target: target,
+		ln:     ln,
+		ctx:    ctx,
+		cancel: cancel,
+		conns:  make(map[net.Conn]struct{}),
+	}
+	p.wg.Add(1)
+	go p.acceptLoop()
+	return p, nil
+}
+
+// Addr returns the address the proxy listens on, such as "127.0.0.1:54321".
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
+// RoundTrips returns the number of Sync and Query messages that clients have
+// sent since Start or the last Reset, excluding the connection startup phase.
+// A message is counted before it is forwarded, so once a client has its
+// answer the count already includes it.
+func (p *Proxy) RoundTrips() int64 { return p.roundTrips.Load() }
+
+// Reset sets the round-trip counter to zero and forgets recorded statements.
+func (p *Proxy) Reset() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.roundTrips.Store(0)
+	p.stmts = nil
+}
+
+// Statements returns, in the order seen, the SQL text of every Parse ('P')
+// and simple Query ('Q') message sent since Start or the last Reset.
+func (p *Proxy) Statements() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.stmts...)
+}
+
+// DropConnections closes every live connection, on both the client and the
+// server side, as a network cut would. The proxy keeps accepting new ones.
+func (p *Proxy) DropConnections() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.Close()
+	}
+}
+
+// Close stops listening, closes all live connections and waits until every
+// goroutine of the proxy has returned. Calling it again does nothing.
+func (p *Proxy) Close() error {
+	var err error
+	p.once.Do(func() {
+		p.mu.Lock()
+		p.closed = true
+		p.mu.Unlock()
+		p.cancel()
+		err = p.ln.Close()
+		p.DropConnections()
+		p.wg.Wait()
+	})
+	return err
+}
+
+func (p *Proxy) acceptLoop() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return // closed by Close, or a listener failure a test will notice
+		}
+		p.wg.Add(1)
+		go p.serve(c)
+	}
+}
+
+// track registers c so DropConnections and Close can reach it. It returns
+// false, and closes c, when the proxy is already closed.
+func (p *Proxy) track(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		c.Close()
+		return false
+	}
+	p.conns[c] = struct{}{}
+	return true
+}
+
+func (p *Proxy) untrack(c net.Conn) {
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.mu.Unlock()
+	c.Close()
+}
+
+// serve handles one client connection until either side goes away.
+func (p *Proxy) serve(client net.Conn) {
+	defer p.wg.Done()
+	if !p.track(client) {
+		return
+	}
+	defer p.untrack(client)
+	d := net.Dialer{Timeout: 10 * time.Second}
+	server, err := d.DialContext(p.ctx, "tcp", p.target)
+	if err != nil {
+		return
+	}
+	if !p.track(server) {
+		return
+	}
+	defer p.untrack(server)
+
+	in := bufio.NewReader(client)
+	out := bufio.NewWriter(server)
+	parse, err := p.startup(in, out, server, client)
+	if err != nil {
+		return
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		io.Copy(client, server)
+		client.Close() // server gone: make the client side fail too
+		server.Close()
+	}()
+	if parse {
+		p.messages(in, out) // returns when either side fails or closes
+	} else {
+		io.Copy(server, in) // encrypted or a cancel request: forward blindly
+	}
+	server.Close() // client gone: stop the server-to-client copy
+	client.Close()
+}
+
+// startup forwards the untyped messages that open a connection. It reports
+// parse=true once a StartupMessage has been forwarded, and parse=false when
+// the rest of the stream cannot or need not be parsed (encryption was
+// accepted, or this is a CancelRequest).
+func (p *Proxy) startup(in *bufio.Reader, out *bufio.Writer, server io.Reader, client io.Writer) (parse bool, err error) {
+	for {
+		first, err := in.Peek(1)
+		if err != nil {
+			return false, err
+		}
+		if first[0] == 0x16 { // a TLS record: direct SSL negotiation
+			return false, nil
+		}
+		var hdr [8]byte
+		if _, err := io.ReadFull(in, hdr[:]); err != nil {
+			return false, err
+		}
+		n := binary.BigEndian.Uint32(hdr[:4])
+		code := binary.BigEndian.Uint32(hdr[4:])
+		if n < 8 || n > maxStartupLen {
+			return false, fmt.Errorf("pgproxy: bad startup message length %d", n)
+		}
+		out.Write(hdr[:])
+		if _, err := io.CopyN(out, in, int64(n)-8); err != nil {
+			return false, err
+		}
+		if err := out.Flush(); err != nil {
+			return false, err
+		}
+		switch {
+		case code == codeSSL || code == codeGSSENC:
+			// The server answers with one byte: 'N' means go on in clear text.
+			var b [1]byte
+			if _, err := io.ReadFull(server, b[:]); err != nil {
+				return false, err
+			}
+			if _, err := client.Write(b[:]); err != nil {
+				return false, err
+			}
+			if b[0] != 'N' {
+				return false, nil
+			}
+		case code == codeCancel:
+			return false, nil
+		case code>>16 == 3: // StartupMessage, protocol 3.x
+			return true, nil
+		default:
+			return false, errors.New("pgproxy: unknown startup request code")
+		}
+	}
+}
+
+// messages forwards typed frontend messages, counting and recording them.
+func (p *Proxy) messages(in *bufio.Reader, out *bufio.Writer) error {
+	var hdr [5]byte
+	for {
+		// Flush only when the client has nothing more buffered, so pipelined
+		// messages reach the server in one write, as the client sent them.
+		if in.Buffered() == 0 {
+			if err := out.Flush(); err != nil {
+				return err
+			}
+		}
+		if _, err := io.ReadFull(in, hdr[:]); err != nil {
+			return err
+		}
+		n := int64(binary.BigEndian.Uint32(hdr[1:])) - 4
+		if n < 0 {
+			return fmt.Errorf("pgproxy: bad length in %q message", hdr[0])
+		}
+		out.Write(hdr[:])
+		switch hdr[0] {
+		case 'S':
+			p.roundTrips.Add(1)
+		case 'Q', 'P':
+			body := make([]byte, n)
+			if _, err := io.ReadFull(in, body); err != nil {
+				return err
+			}
+			p.record(hdr[0], body)
+			out.Write(body)
+			continue
+		}
+		if _, err := io.CopyN(out, in, n); err != nil {
+			return err
+		}
+	}
+}
+
+// record notes the SQL of a Query or Parse message and counts a Query.
+func (p *Proxy) record(typ byte, body []byte) {
+	if typ == 'P' { // Parse: statement name, then the query, both C strings
+		if i := bytes.IndexByte(body, 0); i >= 0 {
+			body = body[i+1:]
+		}
+	}
+	if i := bytes.IndexByte(body, 0); i >= 0 {
+		body = body[:i]
+	}
+	p.mu.Lock()
+	p.stmts = append(p.stmts, string(body))
+	if typ == 'Q' {
+		p.roundTrips.Add(1)
+	}
+	p.mu.Unlock()
+}

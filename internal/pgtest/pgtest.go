@@ -1,0 +1,234 @@
+// Package pgtest finds a real PostgreSQL server for tests, the way a user
+// would: DATABASE_URL, else a server on localhost:5432, else a throwaway
+// cluster started from the PostgreSQL binaries when they are installed. It is
+// test support only, not part of pgstore's API.
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/user"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx"
+	_ "github.com/lib/pq"              // driver "postgres"
+)
+
+// Drivers are the database/sql drivers the suites run against.
+var Drivers = []string{"postgres", "pgx"}
+
+var (
+	once      sync.Once
+	found     string
+	findErr   error
+	throwaway *Cluster
+)
+
+// DSN returns a URL for a reachable server, or an error that says how to get
+// one. The first call may start a throwaway cluster; Stop stops it.
+func DSN() (string, error) {
+	once.Do(func() { found, findErr = find() })
+	return found, findErr
+}
+
+// Stop stops the throwaway cluster, if DSN started one. Call it from
+// TestMain after the tests ran.
+func Stop() {
+	if throwaway != nil {
+		throwaway.Remove()
+	}
+}
+
+func find() (string, error) {
+	if dsn := os.Getenv("DATABASE_URL"); dsn != "" {
+		if err := ping(dsn); err != nil {
+			return "", fmt.Errorf("DATABASE_URL is set but the server does not answer: %w", err)
+		}
+		return dsn, nil
+	}
+	var tried []string
+	for _, dsn := range localCandidates() {
+		err := ping(dsn)
+		if err == nil {
+			return dsn, nil
+		}
+		tried = append(tried, fmt.Sprintf("%s: %v", redact(dsn), err))
+	}
+	c, err := StartCluster()
+	if err == nil {
+		throwaway = c
+		return c.DSN(), nil
+	}
+	tried = append(tried, "throwaway cluster: "+err.Error())
+	return "", fmt.Errorf("no PostgreSQL server found; set DATABASE_URL (for example postgres://user@localhost:5432/db?sslmode=disable), "+
+		"run one on localhost:5432, or install the PostgreSQL server binaries (initdb, pg_ctl). Tried:\n  %s",
+		strings.Join(tried, "\n  "))
+}
+
+func localCandidates() []string {
+	users := []string{os.Getenv("PGUSER")}
+	if u, err := user.Current(); err == nil {
+		users = append(users, u.Username)
+	}
+	users = append(users, "postgres")
+	dbs := []string{os.Getenv("PGDATABASE"), "test", "postgres"}
+	var out []string
+	seen := map[string]bool{}
+	for _, u := range users {
+		for _, d := range dbs {
+			if u == "" || d == "" {
+				continue
+			}
+			dsn := (&url.URL{Scheme: "postgres", User: url.User(u), Host: "127.0.0.1:5432", Path: "/" + d,
+				RawQuery: "sslmode=disable&connect_timeout=3"}).String()
+			if !seen[dsn] {
+				seen[dsn] = true
+				out = append(out, dsn)
+			}
+		}
+	}
+	return out
+}
+
+func ping(dsn string) error {
+	db, err := sql.Open("postgres", dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return db.PingContext(ctx)
+}
+
+func redact(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return dsn
+}
+
+// WithParams returns dsn with extra connection parameters, for example
+// {"options": "-c TimeZone=Asia/Tokyo"}. dsn may be a URL or key=value.
+func WithParams(dsn string, params map[string]string) string {
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		q := u.Query()
+		for k, v := range params {
+			q.Set(k, v)
+		}
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	for k, v := range params {
+		dsn += " " + k + "='" + strings.ReplaceAll(strings.ReplaceAll(v, `\`, `\\`), `'`, `\'`) + "'"
+	}
+	return dsn
+}
+
+// Open returns a pool on the test server through driverName ("postgres" for
+// lib/pq, "pgx" for pgx's stdlib), closed when t ends. It skips t when no
+// server can be found.
+func Open(t testing.TB, driverName string, params map[string]string) *sql.DB {
+	t.Helper()
+	dsn, err := DSN()
+	if err != nil {
+		t.Skip(err.Error())
+	}
+	return OpenDSN(t, driverName, WithParams(dsn, params))
+}
+
+// OpenDSN is Open for an explicit DSN.
+func OpenDSN(t testing.TB, driverName, dsn string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open(driverName, dsn)
+	if err != nil {
+		t.Fatalf("open %s: %v", driverName, err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// Schema creates a schema with a unique name and drops it, with everything
+// in it, when t ends. Tests use it so that they run in parallel and never
+// touch a real sessions table.
+func Schema(t testing.TB, db *sql.DB) string {
+	t.Helper()
+	name := "pgstore_test_" + randomHex(6)
+	if _, err := db.Exec(`CREATE SCHEMA "` + name + `"`); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := db.ExecContext(ctx, `DROP SCHEMA "`+name+`" CASCADE`); err != nil {
+			t.Errorf("drop schema %s: %v", name, err)
+		}
+	})
+	return name
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// ErrNoBinaries means the PostgreSQL server binaries are not installed.
+var ErrNoBinaries = errors.New("initdb and pg_ctl not found on PATH or under /usr/lib/postgresql/*/bin")
+
+// HostPort returns the "host:port" of a URL or key=value DSN (default
+// 127.0.0.1:5432).
+func HostPort(dsn string) string {
+	host, port := "127.0.0.1", "5432"
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		if h := u.Hostname(); h != "" {
+			host = h
+		}
+		if p := u.Port(); p != "" {
+			port = p
+		}
+	} else {
+		for _, f := range strings.Fields(dsn) {
+			k, v, _ := strings.Cut(f, "=")
+			switch v = strings.Trim(v, "'"); k {
+			case "host":
+				host = v
+			case "port":
+				port = v
+			}
+		}
+	}
+	if host == "localhost" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// WithHostPort returns dsn pointed at addr ("host:port") instead.
+func WithHostPort(dsn, addr string) string {
+	host, port, _ := net.SplitHostPort(addr)
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		u.Host = addr
+		if u.User == nil {
+			u.User = url.User("postgres")
+		}
+		q := u.Query()
+		q.Del("host")
+		q.Del("port")
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	return dsn + " host=" + host + " port=" + port
+}

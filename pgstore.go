@@ -1,0 +1,600 @@
+package pgstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/sessions"
+	_ "github.com/lib/pq" // the driver Open uses
+)
+
+var _ sessions.Store = (*Store)(nil)
+
+// ErrSessionNotFound is returned by Save when the session's row no longer
+// exists: another request logged it out or regenerated it, it was revoked,
+// or it expired after it was loaded. Save does not write the row again, so
+// a logout is never undone by a slower request.
+var ErrSessionNotFound = errors.New("pgstore: session no longer exists")
+
+// ErrTooLarge is returned by Save when the encoded session is longer than
+// Config.MaxLength. Nothing is written.
+var ErrTooLarge = errors.New("pgstore: session too large")
+
+var errClosed = errors.New("pgstore: store is closed")
+
+// Store is a gorilla/sessions Store that keeps sessions in a PostgreSQL table
+// with connect-pg-simple's layout. The cookie carries only a signed session
+// ID.
+//
+// A Store is safe for concurrent use. Create one with New or Open and share
+// it; call Close when done. The zero value is not usable.
+type Store struct {
+	db     *sql.DB
+	ownsDB bool
+	cfg    settings
+	format cookieFormat
+	log    *slog.Logger
+
+	// Seams for tests: the clock and the random source.
+	now  func() time.Time
+	rand io.Reader
+
+	stmts statements
+
+	pruneStop context.CancelFunc
+	pruneDone chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+	closed    chan struct{}
+}
+
+// statements are prepared once in New. Each costs one round trip per use,
+// where an unprepared query with arguments costs two with lib/pq.
+type statements struct {
+	load, insert, update, updateValues, delete, regenerate *sql.Stmt
+}
+
+// New returns a Store on db, which it never closes. It validates cfg, creates
+// the table unless cfg.SkipCreateTable, prepares its statements and starts the
+// background pruner. Setup queries are bounded by Config.QueryTimeout; use
+// NewContext to bound them by a context of your own.
+func New(db *sql.DB, cfg Config) (*Store, error) {
+	return NewContext(context.Background(), db, cfg)
+}
+
+// NewContext is New with a context that bounds the setup queries.
+func NewContext(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
+	return newStore(ctx, db, cfg, hooks{})
+}
+
+// Open opens a connection pool with lib/pq for dsn (a URL or key=value
+// string) and returns a Store on it. The Store's Close closes the pool.
+func Open(dsn string, cfg Config) (*Store, error) {
+	return OpenContext(context.Background(), dsn, cfg)
+}
+
+// OpenContext is Open with a context that bounds the setup queries.
+func OpenContext(ctx context.Context, dsn string, cfg Config) (*Store, error) {
+	db, err := sql.Open("postgres", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: open %s: %w", describeDSN(dsn), err)
+	}
+	st, err := newStore(ctx, db, cfg, hooks{})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("%w (connecting to %s)", err, describeDSN(dsn))
+	}
+	st.ownsDB = true
+	return st, nil
+}
+
+// hooks are the test seams; zero values mean the real thing.
+type hooks struct {
+	now       func() time.Time
+	rand      io.Reader
+	pruneWait func(time.Duration) <-chan time.Time
+	pruned    func(n int64, err error)
+}
+
+func newStore(ctx context.Context, db *sql.DB, cfg Config, h hooks) (*Store, error) {
+	if db == nil {
+		return nil, errors.New("pgstore: New: db is nil")
+	}
+	set, err := cfg.settings()
+	if err != nil {
+		return nil, err
+	}
+	st := &Store{
+		db:     db,
+		cfg:    set,
+		log:    set.logger,
+		now:    h.now,
+		rand:   h.rand,
+		closed: make(chan struct{}),
+	}
+	if st.log == nil {
+		st.log = slog.New(discardHandler{})
+	}
+	if st.now == nil {
+		st.now = time.Now
+	}
+	if st.rand == nil {
+		st.rand = rand.Reader
+	}
+	if set.express {
+		st.format = newExpressFormat(cfg.ExpressSecrets)
+	} else {
+		st.format = newSecureCookieFormat(cfg.KeyPairs)
+	}
+
+	if err := st.setup(ctx); err != nil {
+		st.closeStatements()
+		return nil, err
+	}
+	if set.pruneInterval > 0 {
+		st.startPruner(h)
+	}
+	return st, nil
+}
+
+func (st *Store) setup(ctx context.Context) error {
+	qctx, cancel := st.queryContext(ctx)
+	defer cancel()
+	// The first query doubles as the connectivity check and validates
+	// TimeZone, which the statements below embed as a literal.
+	var probe sql.NullString
+	if err := st.db.QueryRowContext(qctx, "SELECT (now() AT TIME ZONE $1)::text", st.cfg.timeZone).Scan(&probe); err != nil {
+		if isConnError(err) || qctx.Err() != nil {
+			return fmt.Errorf("pgstore: connect to database: %w", err)
+		}
+		return fmt.Errorf("pgstore: Config.TimeZone %q: %w", st.cfg.timeZone, err)
+	}
+	if !st.cfg.skipCreateTable {
+		if err := st.ensureTable(qctx); err != nil {
+			return err
+		}
+	} else if exists, err := st.tableExists(qctx, st.db); err != nil {
+		return err
+	} else if !exists {
+		return fmt.Errorf("pgstore: table %s does not exist and Config.SkipCreateTable is set: create it with schema.sql", st.cfg.qualifiedTable())
+	}
+	if err := st.checkExpireIndex(qctx); err != nil {
+		return err
+	}
+	return st.prepare(qctx)
+}
+
+func (st *Store) prepare(ctx context.Context) error {
+	t := st.cfg.qualifiedTable()
+	tz := quoteLiteral(st.cfg.timeZone)
+	// expire is a timestamp without time zone holding wall-clock time in
+	// TimeZone. Epoch seconds go in and out through to_timestamp and
+	// AT TIME ZONE, so the connection's own TimeZone never matters.
+	at := func(param string) string { return "(to_timestamp(" + param + ") AT TIME ZONE " + tz + ")" }
+	queries := []struct {
+		dst **sql.Stmt
+		sql string
+	}{
+		{&st.stmts.load, "SELECT sess, extract(epoch FROM expire AT TIME ZONE " + tz + ")::float8 FROM " + t +
+			" WHERE sid = $1 AND expire > " + at("$2")},
+		{&st.stmts.insert, "INSERT INTO " + t + " (sid, sess, expire) VALUES ($1, $2, " + at("$3") + ")"},
+		{&st.stmts.update, "UPDATE " + t + " SET sess = $2, expire = " + at("$3") +
+			" WHERE sid = $1 AND expire > " + at("$4")},
+		{&st.stmts.updateValues, "UPDATE " + t + " SET sess = $2 WHERE sid = $1 AND expire > " + at("$3")},
+		{&st.stmts.delete, "DELETE FROM " + t + " WHERE sid = $1"},
+		// One statement moves a session to a new ID: the old row goes and
+		// the new one comes in the same round trip and transaction.
+		{&st.stmts.regenerate, "WITH gone AS (DELETE FROM " + t + " WHERE sid = $1) INSERT INTO " + t +
+			" (sid, sess, expire) VALUES ($2, $3, " + at("$4") + ")"},
+	}
+	for _, q := range queries {
+		stmt, err := st.db.PrepareContext(ctx, q.sql)
+		if err != nil {
+			return fmt.Errorf("pgstore: prepare statements on %s: %w", t, err)
+		}
+		*q.dst = stmt
+	}
+	return nil
+}
+
+func (st *Store) closeStatements() {
+	for _, stmt := range []*sql.Stmt{st.stmts.load, st.stmts.insert, st.stmts.update,
+		st.stmts.updateValues, st.stmts.delete, st.stmts.regenerate} {
+		if stmt != nil {
+			stmt.Close()
+		}
+	}
+}
+
+// Close stops the background pruner and waits for it to exit, then releases
+// the prepared statements. It closes the connection pool only when the Store
+// was made by Open. Close is idempotent; later calls return the first
+// result. Sessions cannot be loaded or saved after Close.
+func (st *Store) Close() error {
+	st.closeOnce.Do(func() {
+		close(st.closed)
+		if st.pruneStop != nil {
+			st.pruneStop()
+			<-st.pruneDone
+		}
+		st.closeStatements()
+		if st.ownsDB {
+			if err := st.db.Close(); err != nil {
+				st.closeErr = fmt.Errorf("pgstore: close database: %w", err)
+			}
+		}
+		st.log.Info("pgstore: store closed", "table", st.cfg.qualifiedTable())
+	})
+	return st.closeErr
+}
+
+func (st *Store) isClosed() bool {
+	select {
+	case <-st.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// queryContext bounds ctx by Config.QueryTimeout.
+func (st *Store) queryContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if st.cfg.queryTimeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, st.cfg.queryTimeout)
+}
+
+// epoch turns t into the float seconds bound to to_timestamp.
+func epoch(t time.Time) float64 {
+	return float64(t.UnixMicro()) / 1e6
+}
+
+// Get returns the session called name for this request, from the request's
+// registry when it was already loaded. See New for what happens on errors.
+func (st *Store) Get(r *http.Request, name string) (*sessions.Session, error) {
+	return sessions.GetRegistry(r).Get(st, name)
+}
+
+// New loads the session called name from the cookie in r, or returns a new
+// session. It never returns a nil session.
+//
+// Without a cookie, or with one that fails verification (garbage, another
+// key, another cookie name), it returns a new session and a nil error without
+// touching the database. With a valid cookie it runs one query; when the row
+// is missing or expired it returns a new session, which will get a new ID
+// when saved: the ID the client sent is never reused. On a database error or
+// a corrupt row it returns a new session and the error.
+func (st *Store) New(r *http.Request, name string) (*sessions.Session, error) {
+	s := sessions.NewSession(st, name)
+	opts := st.cfg.options
+	s.Options = &opts
+	s.IsNew = true
+
+	c, err := r.Cookie(name)
+	if err != nil {
+		return s, nil
+	}
+	id, ok := st.format.decode(name, c.Value)
+	if !ok {
+		st.log.DebugContext(r.Context(), "pgstore: ignored a session cookie that failed verification", "cookie", name)
+		return s, nil
+	}
+	l, err := st.load(r.Context(), id)
+	if err != nil || l == nil {
+		return s, err
+	}
+	if err := st.apply(s, l); err != nil {
+		// A row we cannot read is reported, and the request goes on with
+		// an empty session. The row stays for inspection; it is never
+		// overwritten because the new session gets a new ID.
+		s.Values = make(map[any]any)
+		s.Options = &opts
+		return s, err
+	}
+	st.remember(r, s, l)
+	return s, nil
+}
+
+// loaded is what the store remembers about a session it read, to decide at
+// Save whether anything needs writing.
+type loaded struct {
+	id     string  // the session ID the cookie carries
+	raw    []byte  // sess as stored
+	expire float64 // stored expire, epoch seconds
+	meta   meta
+}
+
+// load reads the row for id, or returns nil when it is missing or expired.
+func (st *Store) load(ctx context.Context, id string) (*loaded, error) {
+	if st.isClosed() {
+		return nil, errClosed
+	}
+	l := &loaded{id: id}
+	err := st.retry(ctx, func(ctx context.Context) error {
+		return st.stmts.load.QueryRowContext(ctx, st.sid(id), epoch(st.now())).Scan(&l.raw, &l.expire)
+	})
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		st.log.DebugContext(ctx, "pgstore: session not found or expired", "session", logID(id))
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("pgstore: load session: %w", err)
+	}
+	return l, nil
+}
+
+// sid is the key of id in the table.
+func (st *Store) sid(id string) string {
+	if st.cfg.hashIDs {
+		return hashID(id)
+	}
+	return id
+}
+
+// apply fills s from the loaded row.
+func (st *Store) apply(s *sessions.Session, l *loaded) error {
+	if err := st.decode(l.raw, s.Values, &l.meta); err != nil {
+		return err
+	}
+	now := st.now()
+	if st.cfg.absoluteTimeout > 0 && l.meta.created > 0 &&
+		now.Sub(time.Unix(l.meta.created, 0)) >= st.cfg.absoluteTimeout {
+		for k := range s.Values {
+			delete(s.Values, k)
+		}
+		st.log.Debug("pgstore: session passed its absolute timeout", "session", logID(l.id))
+		return nil // treated as gone: s stays new, with no values
+	}
+	if l.meta.hasMaxAge {
+		s.Options.MaxAge = l.meta.maxAge
+	}
+	s.ID = l.id
+	s.IsNew = false
+	return nil
+}
+
+// requestState holds, per request, what was loaded for each session, keyed
+// by the *sessions.Session that Get returned. It lives in the request's
+// context, as gorilla's own registry does, and dies with the request.
+type requestState map[*sessions.Session]*loaded
+
+type stateKey struct{}
+
+func (st *Store) remember(r *http.Request, s *sessions.Session, l *loaded) {
+	if s.IsNew {
+		return
+	}
+	rs, _ := r.Context().Value(stateKey{}).(requestState)
+	if rs == nil {
+		rs = make(requestState, 1)
+		*r = *r.WithContext(context.WithValue(r.Context(), stateKey{}, rs))
+	}
+	rs[s] = l
+}
+
+func recall(r *http.Request, s *sessions.Session) *loaded {
+	rs, _ := r.Context().Value(stateKey{}).(requestState)
+	if l := rs[s]; l != nil && l.id == s.ID {
+		return l
+	}
+	return nil
+}
+
+func forget(r *http.Request, s *sessions.Session) {
+	if rs, _ := r.Context().Value(stateKey{}).(requestState); rs != nil {
+		delete(rs, s)
+	}
+}
+
+// Save writes the session and sets its cookie, doing as little as it can:
+//
+//   - Options.MaxAge < 0 deletes the row and sends an expired cookie.
+//   - A new session with no values writes nothing and sets no cookie.
+//   - A new session with values is inserted under a fresh ID, and the
+//     cookie is set.
+//   - A loaded session whose encoded values are unchanged is not written,
+//     unless its stored expiry lags by Config.TouchInterval or more; then
+//     the expiry moves and the cookie is sent again.
+//   - A loaded, changed session is updated in one statement. If its row is
+//     gone (logged out, revoked or expired meanwhile), Save returns
+//     ErrSessionNotFound and writes nothing.
+//
+// Values that cannot be encoded, or a session larger than Config.MaxLength,
+// make Save return an error (wrapping ErrEncode or ErrTooLarge) before
+// anything is written.
+func (st *Store) Save(r *http.Request, w http.ResponseWriter, s *sessions.Session) error {
+	if st.isClosed() {
+		return errClosed
+	}
+	if s.Options == nil {
+		opts := st.cfg.options
+		s.Options = &opts
+	}
+	ctx := r.Context()
+	if s.Options.MaxAge < 0 {
+		return st.destroy(r, w, s)
+	}
+	if s.IsNew || s.ID == "" {
+		return st.insert(r, w, s)
+	}
+	l := recall(r, s)
+	if l == nil {
+		// Save without the Get that loaded s in this request (another
+		// request value, or a session built by hand): read the row first.
+		var err error
+		if l, err = st.load(ctx, s.ID); err != nil {
+			return err
+		}
+		if l == nil {
+			return ErrSessionNotFound
+		}
+		var values = make(map[any]any)
+		if err := st.decode(l.raw, values, &l.meta); err != nil {
+			return err
+		}
+		st.remember(r, s, l)
+	}
+	return st.update(r, w, s, l)
+}
+
+// ttl is how long the row of a session with options o lives after a write.
+func (st *Store) ttl(o *sessions.Options) time.Duration {
+	if o.MaxAge > 0 {
+		return time.Duration(o.MaxAge) * time.Second
+	}
+	return st.cfg.browserSessionTTL
+}
+
+// expiry returns when a session written now expires, capped by the absolute
+// timeout.
+func (st *Store) expiry(now time.Time, o *sessions.Options, created int64) time.Time {
+	exp := now.Add(st.ttl(o))
+	if st.cfg.absoluteTimeout > 0 {
+		if limit := time.Unix(created, 0).Add(st.cfg.absoluteTimeout); limit.Before(exp) {
+			exp = limit
+		}
+	}
+	return exp.Truncate(time.Millisecond)
+}
+
+func (st *Store) insert(r *http.Request, w http.ResponseWriter, s *sessions.Session) error {
+	if len(s.Values) == 0 {
+		return nil
+	}
+	now := st.now()
+	m := meta{created: now.Unix()}
+	st.setMaxAge(&m, s.Options)
+	exp := st.expiry(now, s.Options, m.created)
+	sess, err := st.encode(s, m, exp)
+	if err != nil {
+		return err
+	}
+	id, err := newID(st.rand, st.format.idBytes())
+	if err != nil {
+		return err
+	}
+	cookie, err := st.format.encode(s.Name(), id)
+	if err != nil {
+		return err
+	}
+	err = st.retryInsert(r.Context(), func(ctx context.Context) error {
+		_, err := st.stmts.insert.ExecContext(ctx, st.sid(id), string(sess), epoch(exp))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("pgstore: insert session: %w", err)
+	}
+	s.ID = id
+	s.IsNew = false
+	st.setCookie(w, s, cookie, now, exp)
+	st.remember(r, s, &loaded{id: id, raw: sess, expire: epoch(exp), meta: m})
+	return nil
+}
+
+func (st *Store) update(r *http.Request, w http.ResponseWriter, s *sessions.Session, l *loaded) error {
+	now := st.now()
+	m := l.meta
+	if m.created == 0 {
+		m.created = now.Unix() // a row from another writer: the clock starts now
+	}
+	st.setMaxAge(&m, s.Options)
+	exp := st.expiry(now, s.Options, m.created)
+	// Touch when the stored expiry lags by TouchInterval or more, or when
+	// the session's lifetime changed (remember me switched on or off).
+	touch := epoch(exp)-l.expire >= st.cfg.touchInterval.Seconds() ||
+		m.maxAge != l.meta.maxAge || m.hasMaxAge != l.meta.hasMaxAge
+	cookieExpiry := l.meta.cookie.expires
+	if touch {
+		cookieExpiry = exp
+	}
+	sess, err := st.encode(s, m, cookieExpiry)
+	if err != nil {
+		return err
+	}
+	if !touch && bytes.Equal(sess, l.raw) {
+		return nil
+	}
+	var res sql.Result
+	err = st.retry(r.Context(), func(ctx context.Context) error {
+		var err error
+		if touch {
+			res, err = st.stmts.update.ExecContext(ctx, st.sid(s.ID), string(sess), epoch(exp), epoch(now))
+		} else {
+			res, err = st.stmts.updateValues.ExecContext(ctx, st.sid(s.ID), string(sess), epoch(now))
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("pgstore: update session: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("pgstore: update session: %w", err)
+	} else if n == 0 {
+		forget(r, s)
+		st.log.DebugContext(r.Context(), "pgstore: save of a session that no longer exists", "session", logID(s.ID))
+		return ErrSessionNotFound
+	}
+	l.raw, l.meta = sess, m
+	if touch {
+		l.expire = epoch(exp)
+		l.meta.cookie.expires = exp
+		cookie, err := st.format.encode(s.Name(), s.ID)
+		if err != nil {
+			return err
+		}
+		st.setCookie(w, s, cookie, now, exp)
+	}
+	return nil
+}
+
+// destroy deletes the session's row and expires its cookie. The cookie is
+// expired even when the delete fails, and the error is returned.
+func (st *Store) destroy(r *http.Request, w http.ResponseWriter, s *sessions.Session) error {
+	http.SetCookie(w, sessions.NewCookie(s.Name(), "", s.Options))
+	forget(r, s)
+	if s.ID == "" {
+		return nil
+	}
+	id := s.ID
+	s.ID = ""
+	err := st.retry(r.Context(), func(ctx context.Context) error {
+		_, err := st.stmts.delete.ExecContext(ctx, st.sid(id))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("pgstore: delete session: %w", err)
+	}
+	return nil
+}
+
+// setCookie sends the session cookie. Its Max-Age runs to exp, which may be
+// sooner than Options.MaxAge when the absolute timeout caps it.
+func (st *Store) setCookie(w http.ResponseWriter, s *sessions.Session, value string, now, exp time.Time) {
+	opts := *s.Options
+	if opts.MaxAge > 0 {
+		if left := int(math.Ceil(exp.Sub(now).Seconds())); left < opts.MaxAge {
+			opts.MaxAge = max(left, 1)
+		}
+	}
+	http.SetCookie(w, sessions.NewCookie(s.Name(), value, &opts))
+}
+
+// discardHandler is a slog.Handler that drops everything: a nil
+// Config.Logger means silence.
+type discardHandler struct{}
+
+func (discardHandler) Enabled(context.Context, slog.Level) bool  { return false }
+func (discardHandler) Handle(context.Context, slog.Record) error { return nil }
+func (d discardHandler) WithAttrs([]slog.Attr) slog.Handler      { return d }
+func (d discardHandler) WithGroup(string) slog.Handler           { return d }

@@ -1,0 +1,143 @@
+package pgstore
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"fmt"
+	"math/rand/v2"
+	"time"
+)
+
+// pruneBatch is how many rows one DELETE removes. Small batches keep each
+// transaction short, so pruning a large backlog never holds many row locks
+// or a long snapshot while requests are served.
+const pruneBatch = 1000
+
+// Prune deletes expired rows now and returns how many it deleted. It works
+// in batches through the expire index and skips rows that other
+// transactions hold, so it can run beside the background pruner and other
+// stores. Call it from cron (with Config.PruneInterval negative) if you
+// prefer that to the background pruner.
+func (st *Store) Prune(ctx context.Context) (int64, error) {
+	if st.isClosed() {
+		return 0, errClosed
+	}
+	return st.deleteExpired(ctx, st.db)
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func (st *Store) deleteExpired(ctx context.Context, ex execer) (int64, error) {
+	t := st.cfg.qualifiedTable()
+	query := "DELETE FROM " + t + " WHERE sid IN (SELECT sid FROM " + t +
+		" WHERE expire < (to_timestamp($1) AT TIME ZONE " + quoteLiteral(st.cfg.timeZone) + ")" +
+		" LIMIT $2 FOR UPDATE SKIP LOCKED)"
+	// One cutoff for the whole round, so a round always ends.
+	cutoff := epoch(st.now())
+	var total int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, fmt.Errorf("pgstore: prune: %w", err)
+		}
+		qctx, cancel := st.queryContext(ctx)
+		res, err := ex.ExecContext(qctx, query, cutoff, pruneBatch)
+		cancel()
+		if err != nil {
+			return total, fmt.Errorf("pgstore: prune: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("pgstore: prune: %w", err)
+		}
+		total += n
+		if n < pruneBatch {
+			return total, nil
+		}
+	}
+}
+
+// startPruner starts the background goroutine. Its context and channels
+// exist before it does, so Close never races with its start.
+func (st *Store) startPruner(h hooks) {
+	ctx, cancel := context.WithCancel(context.Background())
+	st.pruneStop = cancel
+	st.pruneDone = make(chan struct{})
+	wait := h.pruneWait
+	if wait == nil {
+		wait = time.After
+	}
+	go st.pruneLoop(ctx, wait, h.pruned)
+}
+
+func (st *Store) pruneLoop(ctx context.Context, wait func(time.Duration) <-chan time.Time, report func(int64, error)) {
+	defer close(st.pruneDone)
+	table := st.cfg.qualifiedTable()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-wait(jitter(st.cfg.pruneInterval)):
+		}
+		start := time.Now()
+		n, locked, err := st.pruneRound(ctx)
+		switch {
+		case ctx.Err() != nil:
+			// Closing; the error (if any) is the cancellation.
+		case err != nil:
+			// Logged, then the loop waits a full interval: never a
+			// tight retry loop against a failing database.
+			st.log.ErrorContext(ctx, "pgstore: pruning expired sessions failed", "table", table, "deleted", n, "err", err)
+		case !locked:
+			st.log.DebugContext(ctx, "pgstore: another store is pruning this table; skipped", "table", table)
+		default:
+			st.log.InfoContext(ctx, "pgstore: pruned expired sessions", "table", table, "deleted", n,
+				"duration", time.Since(start).Round(time.Millisecond))
+		}
+		if report != nil {
+			report(n, err)
+		}
+	}
+}
+
+// jitter spreads waits between 50% and 150% of d, so that a fleet started
+// together does not prune in lockstep.
+func jitter(d time.Duration) time.Duration {
+	return d/2 + time.Duration(rand.Int64N(int64(d)))
+}
+
+// pruneRound prunes unless another Store (in any process) on the same table
+// is pruning: the session-level advisory lock lets one through and the
+// others skip the round, so N instances never run N DELETEs over the same
+// rows. locked reports whether this store got the lock.
+func (st *Store) pruneRound(ctx context.Context) (n int64, locked bool, err error) {
+	conn, err := st.db.Conn(ctx)
+	if err != nil {
+		return 0, false, fmt.Errorf("pgstore: prune: %w", err)
+	}
+	defer conn.Close()
+	key := st.cfg.lockKey("prune")
+	qctx, cancel := st.queryContext(ctx)
+	err = conn.QueryRowContext(qctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&locked)
+	cancel()
+	if err != nil {
+		return 0, false, fmt.Errorf("pgstore: prune: lock: %w", err)
+	}
+	if !locked {
+		return 0, false, nil
+	}
+	defer func() {
+		// Unlock even when ctx is cancelled. If that fails, the lock would
+		// live on in the pooled connection, so the connection is discarded
+		// instead, which releases the lock with its server session.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, uerr := conn.ExecContext(uctx, "SELECT pg_advisory_unlock($1)", key); uerr != nil {
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}()
+	n, err = st.deleteExpired(ctx, conn)
+	return n, true, err
+}

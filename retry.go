@@ -1,0 +1,117 @@
+package pgstore
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"io"
+	"net"
+	"net/url"
+	"strings"
+	"syscall"
+)
+
+// attempts is how often a statement is tried when the connection it ran on
+// turns out to be dead, as every pooled connection is after a database
+// restart or failover. Every statement the store sends is safe to repeat.
+const attempts = 3
+
+// retry runs op, each attempt bounded by Config.QueryTimeout, and repeats it
+// on a fresh connection while it fails with a connection error.
+func (st *Store) retry(ctx context.Context, op func(context.Context) error) error {
+	var err error
+	for i := 0; i < attempts; i++ {
+		qctx, cancel := st.queryContext(ctx)
+		err = op(qctx)
+		timedOut := qctx.Err() != nil
+		cancel()
+		if err == nil || timedOut || !isConnError(err) {
+			return err
+		}
+	}
+	return err
+}
+
+// retryInsert is retry for an INSERT under a fresh random ID: if an attempt
+// whose connection died had in fact committed, the retry meets its own row
+// as a unique violation, which means success (no other session can hold a
+// 192- or 256-bit random ID).
+func (st *Store) retryInsert(ctx context.Context, op func(context.Context) error) error {
+	retried := false
+	return st.retry(ctx, func(ctx context.Context) error {
+		err := op(ctx)
+		if retried && sqlState(err) == "23505" {
+			return nil
+		}
+		retried = true
+		return err
+	})
+}
+
+// sqlState returns the SQLSTATE code of a server error from lib/pq or pgx,
+// or "".
+func sqlState(err error) string {
+	var se interface{ SQLState() string }
+	if errors.As(err, &se) {
+		return se.SQLState()
+	}
+	return ""
+}
+
+// isConnError reports whether err means the connection failed, rather than
+// the statement.
+func isConnError(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	code := sqlState(err)
+	// Class 08 is connection exceptions; 57P01-57P03 are shutdowns and
+	// "the database system is starting up".
+	return strings.HasPrefix(code, "08") || code == "57P01" || code == "57P02" || code == "57P03"
+}
+
+// describeDSN says which server a DSN points at, without its password, for
+// error messages.
+func describeDSN(dsn string) string {
+	var host, port, db, user string
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		host, port, user = u.Hostname(), u.Port(), u.User.Username()
+		db = strings.TrimPrefix(u.Path, "/")
+		if h := u.Query().Get("host"); h != "" {
+			host = h
+		}
+	} else {
+		for _, f := range strings.Fields(dsn) {
+			k, v, _ := strings.Cut(f, "=")
+			v = strings.Trim(v, "'")
+			switch k {
+			case "host":
+				host = v
+			case "port":
+				port = v
+			case "dbname":
+				db = v
+			case "user":
+				user = v
+			}
+		}
+	}
+	var parts []string
+	for _, kv := range [][2]string{{"host", host}, {"port", port}, {"dbname", db}, {"user", user}} {
+		if kv[1] != "" {
+			parts = append(parts, kv[0]+"="+kv[1])
+		}
+	}
+	if len(parts) == 0 {
+		return "the default server (libpq defaults and PG* environment variables)"
+	}
+	return strings.Join(parts, " ")
+}

@@ -1,0 +1,154 @@
+package pgstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	_ "embed" // schema.sql
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"strings"
+)
+
+// schemaSQL is the one source of truth for the table's shape. New runs it
+// with the names replaced; users may run it by hand.
+//
+//go:embed schema.sql
+var schemaSQL string
+
+// maxIdentLen is PostgreSQL's NAMEDATALEN-1: longer identifiers are
+// silently truncated by the server.
+const maxIdentLen = 63
+
+// quoteIdent quotes a PostgreSQL identifier. Names are never spliced in raw.
+func quoteIdent(name string) string {
+	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
+}
+
+// quoteLiteral quotes a string literal (standard_conforming_strings is on
+// by default since PostgreSQL 9.1; the E” form is not needed).
+func quoteLiteral(s string) string {
+	return `'` + strings.ReplaceAll(s, `'`, `''`) + `'`
+}
+
+// derivedName returns prefix+table+suffix, shortened with a hash when it
+// would exceed PostgreSQL's identifier limit, so that every table gets its
+// own constraint and index names and none collides with another
+// sessions table in the same schema.
+func derivedName(prefix, table, suffix string) string {
+	name := prefix + table + suffix
+	if len(name) <= maxIdentLen {
+		return name
+	}
+	sum := sha256.Sum256([]byte(table))
+	tag := "_" + hex.EncodeToString(sum[:4])
+	keep := maxIdentLen - len(prefix) - len(suffix) - len(tag)
+	// Cut on a UTF-8 boundary.
+	for keep > 0 && table[keep]&0xC0 == 0x80 {
+		keep--
+	}
+	return prefix + table[:keep] + tag + suffix
+}
+
+// ddl returns the statements that create the table described by s.
+func (s *settings) ddl() []string {
+	r := strings.NewReplacer(
+		`"user_sessions_pkey"`, quoteIdent(derivedName("", s.table, "_pkey")),
+		`"IDX_user_sessions_expire"`, quoteIdent(derivedName("IDX_", s.table, "_expire")),
+		`"user_sessions"`, s.qualifiedTable(),
+	)
+	var stmts []string
+	var cur strings.Builder
+	for _, line := range strings.Split(schemaSQL, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "--") {
+			continue
+		}
+		cur.WriteString(line)
+		cur.WriteByte('\n')
+		if strings.HasSuffix(strings.TrimSpace(line), ";") {
+			stmts = append(stmts, r.Replace(strings.TrimSpace(cur.String())))
+			cur.Reset()
+		}
+	}
+	return stmts
+}
+
+func (s *settings) qualifiedTable() string {
+	if s.schema == "" {
+		return quoteIdent(s.table)
+	}
+	return quoteIdent(s.schema) + "." + quoteIdent(s.table)
+}
+
+// lockKey derives a 64-bit advisory lock key for purpose on this table, so
+// stores of different tables never wait on each other.
+func (s *settings) lockKey(purpose string) int64 {
+	sum := sha256.Sum256([]byte("pgstore\x00" + purpose + "\x00" + s.schema + "\x00" + s.table))
+	return int64(binary.BigEndian.Uint64(sum[:8]))
+}
+
+// ensureTable creates the table and its expire index unless it exists.
+//
+// Creation is serialized with a transaction-scoped advisory lock: when many
+// processes start at once, one creates the table and the others wait, then
+// see it. A role without CREATE privilege works as long as the table exists,
+// because nothing is attempted then.
+func (st *Store) ensureTable(ctx context.Context) error {
+	exists, err := st.tableExists(ctx, st.db)
+	if err != nil || exists {
+		return err
+	}
+	tx, err := st.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("pgstore: create table %s: %w", st.cfg.qualifiedTable(), err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", st.cfg.lockKey("create")); err != nil {
+		return fmt.Errorf("pgstore: create table %s: lock: %w", st.cfg.qualifiedTable(), err)
+	}
+	// Another process may have created it while we waited.
+	if exists, err := st.tableExists(ctx, tx); err != nil || exists {
+		return err
+	}
+	for _, stmt := range st.cfg.ddl() {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("pgstore: create table %s (set Config.SkipCreateTable and run schema.sql if the role may not create tables): %w", st.cfg.qualifiedTable(), err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("pgstore: create table %s: commit: %w", st.cfg.qualifiedTable(), err)
+	}
+	st.log.InfoContext(ctx, "pgstore: created sessions table", "table", st.cfg.qualifiedTable())
+	return nil
+}
+
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func (st *Store) tableExists(ctx context.Context, q queryer) (bool, error) {
+	var exists bool
+	if err := q.QueryRowContext(ctx, "SELECT to_regclass($1) IS NOT NULL", st.cfg.qualifiedTable()).Scan(&exists); err != nil {
+		return false, fmt.Errorf("pgstore: look up table %s: %w", st.cfg.qualifiedTable(), err)
+	}
+	return exists, nil
+}
+
+// checkExpireIndex warns when the table has no index led by expire: the
+// read query and the pruner both need it.
+func (st *Store) checkExpireIndex(ctx context.Context) error {
+	var ok bool
+	err := st.db.QueryRowContext(ctx, `SELECT EXISTS (
+	SELECT 1 FROM pg_index i
+	JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+	WHERE i.indrelid = to_regclass($1) AND a.attname = 'expire')`, st.cfg.qualifiedTable()).Scan(&ok)
+	if err != nil {
+		return fmt.Errorf("pgstore: check table %s: %w", st.cfg.qualifiedTable(), err)
+	}
+	if !ok {
+		st.log.WarnContext(ctx, "pgstore: the sessions table has no index on expire; pruning will scan the whole table",
+			"table", st.cfg.qualifiedTable())
+	}
+	return nil
+}
