@@ -30,7 +30,6 @@ func (st *Store) DDL() []string { return st.cfg.ddl() }
 
 var (
 	Jitter      = jitter
-	DerivedName = derivedName
 	DescribeDSN = describeDSN
 	LogID       = logID
 	HashID      = hashID

@@ -6,7 +6,7 @@ import (
 	"database/sql"
 	_ "embed" // schema.sql
 	"encoding/binary"
-	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -32,32 +32,21 @@ func quoteLiteral(s string) string {
 	return `'` + strings.ReplaceAll(s, `'`, `''`) + `'`
 }
 
-// derivedName returns prefix+table+suffix, shortened with a hash when it
-// would exceed PostgreSQL's identifier limit, so that every table gets its
-// own constraint and index names and none collides with another
-// sessions table in the same schema.
-func derivedName(prefix, table, suffix string) string {
-	name := prefix + table + suffix
-	if len(name) <= maxIdentLen {
-		return name
-	}
-	sum := sha256.Sum256([]byte(table))
-	tag := "_" + hex.EncodeToString(sum[:4])
-	keep := maxIdentLen - len(prefix) - len(suffix) - len(tag)
-	// Cut on a UTF-8 boundary.
-	for keep > 0 && table[keep]&0xC0 == 0x80 {
-		keep--
-	}
-	return prefix + table[:keep] + tag + suffix
+// ddlNames are the spellings in schema.sql that ddl replaces. The
+// constraint and index lose their fixed names so that PostgreSQL picks
+// free ones (t_pkey, t_expire_idx, with a number added on a clash): no
+// custom table can then collide with another table's constraint or index
+// in the same schema, as connect-pg-simple's fixed "session_pkey" does.
+var ddlNames = []string{
+	`CONSTRAINT "user_sessions_pkey" PRIMARY KEY`, `PRIMARY KEY`,
+	`CREATE INDEX IF NOT EXISTS "IDX_user_sessions_expire" ON`, `CREATE INDEX ON`,
 }
 
-// ddl returns the statements that create the table described by s.
+// ddl returns the statements that create the table described by s. They
+// run only inside ensureTable's locked transaction, after it has seen that
+// the table does not exist, so they need no IF NOT EXISTS.
 func (s *settings) ddl() []string {
-	r := strings.NewReplacer(
-		`"user_sessions_pkey"`, quoteIdent(derivedName("", s.table, "_pkey")),
-		`"IDX_user_sessions_expire"`, quoteIdent(derivedName("IDX_", s.table, "_expire")),
-		`"user_sessions"`, s.qualifiedTable(),
-	)
+	r := strings.NewReplacer(append(ddlNames, `"user_sessions"`, s.qualifiedTable())...)
 	var stmts []string
 	var cur strings.Builder
 	for _, line := range strings.Split(schemaSQL, "\n") {
@@ -127,12 +116,20 @@ type queryer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// tableExists reports whether the table exists, resolving an unqualified
+// name through search_path as the store's queries will.
 func (st *Store) tableExists(ctx context.Context, q queryer) (bool, error) {
-	var exists bool
-	if err := q.QueryRowContext(ctx, "SELECT to_regclass($1) IS NOT NULL", st.cfg.qualifiedTable()).Scan(&exists); err != nil {
+	var kind sql.NullString
+	err := q.QueryRowContext(ctx, "SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)", st.cfg.qualifiedTable()).Scan(&kind)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
 		return false, fmt.Errorf("pgstore: look up table %s: %w", st.cfg.qualifiedTable(), err)
+	case kind.String != "r" && kind.String != "p":
+		return false, fmt.Errorf("pgstore: %s exists but is not a table (relkind %q)", st.cfg.qualifiedTable(), kind.String)
 	}
-	return exists, nil
+	return true, nil
 }
 
 // checkExpireIndex warns when the table has no index led by expire: the
