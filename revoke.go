@@ -1,0 +1,131 @@
+package pgstore
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"reflect"
+	"strings"
+
+	"github.com/gorilla/sessions"
+)
+
+// Regenerate moves the session to a fresh ID, as OWASP and ASVS 7.2.4 ask
+// on login and on any change of privilege, so that an ID an attacker planted
+// before login (session fixation) is worth nothing afterwards. Call it after
+// authenticating the user, before or after setting the new values.
+//
+// The old row is deleted and the new one inserted by a single statement:
+// one round trip, one transaction. The new cookie is set on w, and the old
+// cookie gives an empty session from then on. The absolute timeout starts
+// again, since an authenticated session begins here. Values are kept; clear
+// them first if the old ones should not survive.
+func (st *Store) Regenerate(r *http.Request, w http.ResponseWriter, s *sessions.Session) error {
+	if st.isClosed() {
+		return errClosed
+	}
+	if s.Options == nil {
+		opts := st.cfg.options
+		s.Options = &opts
+	}
+	if s.Options.MaxAge < 0 {
+		return st.destroy(r, w, s)
+	}
+	now := st.now()
+	m := meta{created: now.Unix()}
+	st.setMaxAge(&m, s.Options)
+	exp := st.expiry(now, s.Options, m.created)
+	sess, err := st.encode(s, m, exp)
+	if err != nil {
+		return err
+	}
+	id, err := newID(st.rand, st.format.idBytes())
+	if err != nil {
+		return err
+	}
+	cookie, err := st.format.encode(s.Name(), id)
+	if err != nil {
+		return err
+	}
+	oldSID := ""
+	if s.ID != "" {
+		oldSID = st.sid(s.ID)
+	}
+	err = st.retryInsert(r.Context(), func(ctx context.Context) error {
+		_, err := st.stmts.regenerate.ExecContext(ctx, oldSID, st.sid(id), string(sess), epoch(exp))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("pgstore: regenerate session: %w", err)
+	}
+	forget(r, s)
+	s.ID = id
+	s.IsNew = false
+	st.setCookie(w, s, cookie, now, exp)
+	st.remember(r, s, &loaded{id: id, raw: sess, expire: epoch(exp), meta: m})
+	return nil
+}
+
+// Revoke deletes every session whose value at key equals value, for example
+// all sessions of a user after a password change (ASVS 7.4.2, 7.4.3):
+//
+//	n, err := store.Revoke(ctx, "user_id", 42)
+//
+// value must be a string, bool, integer or float, compared with the text
+// PostgreSQL's ->> operator gives for the stored JSON value; store the key
+// with the same type you revoke by. It returns how many sessions it deleted.
+// Sessions of every writer (Node included) are matched; sessions stored with
+// GobCodec are not, because their values are opaque to SQL.
+//
+// It runs one DELETE that examines every row; see docs/operations.md for the
+// expression index that makes it cheap when used often.
+func (st *Store) Revoke(ctx context.Context, key string, value any) (int64, error) {
+	if st.isClosed() {
+		return 0, errClosed
+	}
+	if key == "" || strings.ContainsRune(key, 0) {
+		return 0, fmt.Errorf("pgstore: revoke: %w: key %q is empty or holds a NUL", ErrEncode, key)
+	}
+	text, err := revokeText(value)
+	if err != nil {
+		return 0, fmt.Errorf("pgstore: revoke by %q: %w", key, err)
+	}
+	// The key is a literal, not a parameter, so that an expression index
+	// on (sess ->> 'key') can serve the query.
+	query := "DELETE FROM " + st.cfg.qualifiedTable() + " WHERE sess ->> " + quoteLiteral(key) + " = $1"
+	var n int64
+	err = st.retry(ctx, func(ctx context.Context) error {
+		res, err := st.db.ExecContext(ctx, query, text)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("pgstore: revoke by %q: %w", key, err)
+	}
+	st.log.InfoContext(ctx, "pgstore: revoked sessions", "key", key, "deleted", n)
+	return n, nil
+}
+
+// revokeText is the text ->> yields for value as this store writes it.
+func revokeText(value any) (string, error) {
+	v := reflect.ValueOf(value)
+	switch v.Kind() {
+	case reflect.String:
+		if strings.ContainsRune(v.String(), 0) {
+			return "", fmt.Errorf("%w: value holds a NUL", ErrEncode)
+		}
+		return v.String(), nil
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		var e jsonEncoder
+		if err := e.value(v, 0); err != nil {
+			return "", err
+		}
+		return string(e.buf), nil
+	default:
+		return "", fmt.Errorf("%w: revoke compares strings, bools and numbers, not %T", ErrEncode, value)
+	}
+}
