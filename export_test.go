@@ -37,3 +37,6 @@ var (
 
 // SchemaName is the schema the store's table is in.
 func (st *Store) SchemaName() string { return st.cfg.schema }
+
+// LockKey is the advisory lock key the store uses for purpose.
+func (st *Store) LockKey(purpose string) int64 { return st.cfg.lockKey(purpose) }
