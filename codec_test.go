@@ -160,7 +160,7 @@ func TestGobCodec(t *testing.T) {
 			t.Errorf("row %s", sess)
 		}
 		var isObject bool
-		if err := db.QueryRow(`SELECT json_typeof(sess) = 'object' FROM `+qualified(st.SchemaName(), "user_sessions")).Scan(&isObject); err != nil || !isObject {
+		if err := db.QueryRow(`SELECT json_typeof(sess) = 'object' FROM ` + qualified(st.SchemaName(), "user_sessions")).Scan(&isObject); err != nil || !isObject {
 			t.Errorf("sess is not a JSON object: %v", err)
 		}
 		// Unencodable for gob: an unregistered type in an interface.

@@ -378,7 +378,7 @@ func TestManyStoresPruneTogether(t *testing.T) {
 			t.Errorf("deleted %d rows in all, want 5500", total)
 		}
 		var left, live int
-		db.QueryRow(`SELECT count(*), count(*) FILTER (WHERE sid LIKE 'live%') FROM ` + qualified(schema, "user_sessions")).Scan(&left, &live)
+		db.QueryRow(`SELECT count(*), count(*) FILTER (WHERE sid LIKE 'live%') FROM `+qualified(schema, "user_sessions")).Scan(&left, &live)
 		if left != 300 || live != 300 {
 			t.Errorf("%d rows left, %d live; want exactly the 300 live", left, live)
 		}

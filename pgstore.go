@@ -84,8 +84,12 @@ func Open(dsn string, cfg Config) (*Store, error) {
 }
 
 // OpenContext is Open with a context that bounds the setup queries.
+//
+// Unless dsn sets connect_timeout, Open sets it to 10 seconds: without it
+// lib/pq waits forever for a server that accepts connections but does not
+// answer, whatever the context says.
 func OpenContext(ctx context.Context, dsn string, cfg Config) (*Store, error) {
-	db, err := sql.Open("postgres", dsn)
+	db, err := sql.Open("postgres", withConnectTimeout(dsn))
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: open %s: %w", describeDSN(dsn), err)
 	}
@@ -152,8 +156,24 @@ func (st *Store) setup(ctx context.Context) error {
 	defer cancel()
 	// The first query doubles as the connectivity check and validates
 	// TimeZone, which the statements below embed as a literal.
-	var probe sql.NullString
-	if err := st.db.QueryRowContext(qctx, "SELECT (now() AT TIME ZONE $1)::text", st.cfg.timeZone).Scan(&probe); err != nil {
+	//
+	// Some drivers (lib/pq among them) ignore the context while they
+	// handshake with a server that accepted the connection but does not
+	// answer, so the probe runs aside and New returns when ctx ends. The
+	// abandoned attempt ends when the driver gives up (lib/pq: at
+	// connect_timeout, which Open sets).
+	probe := make(chan error, 1)
+	go func() {
+		var now sql.NullString
+		probe <- st.db.QueryRowContext(qctx, "SELECT (now() AT TIME ZONE $1)::text", st.cfg.timeZone).Scan(&now)
+	}()
+	var err error
+	select {
+	case err = <-probe:
+	case <-qctx.Done():
+		err = qctx.Err()
+	}
+	if err != nil {
 		if isConnError(err) || qctx.Err() != nil {
 			return fmt.Errorf("pgstore: connect to database: %w", err)
 		}

@@ -115,3 +115,24 @@ func describeDSN(dsn string) string {
 	}
 	return strings.Join(parts, " ")
 }
+
+// defaultConnectTimeout is the connect_timeout Open adds to a DSN without
+// one, in seconds.
+const defaultConnectTimeout = "10"
+
+// withConnectTimeout adds connect_timeout to dsn unless it has one.
+func withConnectTimeout(dsn string) string {
+	if strings.Contains(dsn, "connect_timeout") {
+		return dsn
+	}
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		q := u.Query()
+		q.Set("connect_timeout", defaultConnectTimeout)
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	if strings.TrimSpace(dsn) == "" {
+		return "connect_timeout=" + defaultConnectTimeout
+	}
+	return dsn + " connect_timeout=" + defaultConnectTimeout
+}

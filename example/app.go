@@ -1,0 +1,235 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/gorilla/mux"
+	"github.com/gorilla/sessions"
+)
+
+const (
+	// sessionName is the cookie's name.
+	sessionName = "session"
+	// maxUserLen is the longest user name /login accepts, in characters.
+	maxUserLen = 64
+	// healthTimeout bounds the database check of /healthz.
+	healthTimeout = 2 * time.Second
+)
+
+// app is the web application: an http.Handler over a session store. Create
+// it with newApp and Close it when done. It is safe for concurrent use.
+type app struct {
+	log       *slog.Logger
+	storage   *storage
+	router    *mux.Router
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// newApp opens the session storage described by cfg (see openStorage) and
+// routes the endpoints. ctx bounds the setup only.
+func newApp(ctx context.Context, cfg appConfig) (*app, error) {
+	s, err := openStorage(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	a := &app{log: cfg.Logger, storage: s, router: mux.NewRouter()}
+	a.router.HandleFunc("/", a.home).Methods(http.MethodGet)
+	a.router.HandleFunc("/login", a.login).Methods(http.MethodPost)
+	a.router.HandleFunc("/logout", a.logout).Methods(http.MethodPost)
+	a.router.HandleFunc("/whoami", a.whoami).Methods(http.MethodGet)
+	a.router.HandleFunc("/healthz", a.healthz).Methods(http.MethodGet, http.MethodHead)
+	return a, nil
+}
+
+func (a *app) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	a.router.ServeHTTP(w, r)
+}
+
+// Close releases the session store (and the database pool and throwaway
+// cluster behind it). Call it after the HTTP server has shut down. It is
+// safe to call more than once.
+func (a *app) Close() error {
+	a.closeOnce.Do(func() {
+		a.closeErr = a.storage.close()
+		if a.closeErr != nil {
+			a.log.Error("closing the session store failed", "err", a.closeErr)
+			return
+		}
+		a.log.Info("session store closed")
+	})
+	return a.closeErr
+}
+
+// session returns the request's session. When it cannot be loaded (the
+// database is down, the row is corrupt) the store still returns a new, empty
+// session: the error is logged and the request goes on with it, as if the
+// visitor had no session. The error never holds the cookie or the ID.
+func (a *app) session(r *http.Request) *sessions.Session {
+	s, err := a.storage.store.Get(r, sessionName)
+	if err != nil {
+		a.log.WarnContext(r.Context(), "could not load the session; going on with a new one", "err", err)
+	}
+	return s
+}
+
+// serverError logs err and answers 500 without details.
+func (a *app) serverError(w http.ResponseWriter, r *http.Request, doing string, err error) {
+	a.log.ErrorContext(r.Context(), doing, "err", err, "path", r.URL.Path)
+	http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+}
+
+var homePage = template.Must(template.New("home").Parse(`<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>pgstore example</title></head>
+<body>
+<h1>pgstore example</h1>
+{{if .User -}}
+<p>Logged in as <strong>{{.User}}</strong>.</p>
+<form method="post" action="/logout"><button>Log out</button></form>
+{{- else -}}
+<p>Not logged in.</p>
+<form method="post" action="/login">
+<label>User name <input name="user" maxlength="64" required autofocus></label>
+<button>Log in</button>
+</form>
+{{- end}}
+<p>Visits in this session: {{.Visits}}</p>
+<p><small>Sessions are kept in {{.Storage}}.</small></p>
+</body>
+</html>
+`))
+
+// home counts the visit and shows who is logged in.
+func (a *app) home(w http.ResponseWriter, r *http.Request) {
+	s := a.session(r)
+	visits, _ := s.Values["visits"].(int)
+	visits++
+	s.Values["visits"] = visits
+	// Save sets the cookie, so it comes before anything is written.
+	if err := s.Save(r, w); err != nil {
+		a.serverError(w, r, "save session", err)
+		return
+	}
+
+	user, _ := s.Values["user"].(string)
+	var page bytes.Buffer
+	err := homePage.Execute(&page, struct {
+		User    string
+		Visits  int
+		Storage string
+	}{user, visits, a.storage.kind})
+	if err != nil {
+		a.serverError(w, r, "render page", err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(page.Bytes())
+}
+
+// login starts an authenticated session for the form field user. A real
+// app checks a password here.
+func (a *app) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return
+	}
+	user := strings.TrimSpace(r.PostForm.Get("user"))
+	if !validUser(user) {
+		http.Error(w, "user must be 1 to 64 printable characters", http.StatusBadRequest)
+		return
+	}
+
+	s := a.session(r)
+	s.Values["user"] = user
+	// Give the now-privileged session a new ID, so that an ID an attacker
+	// planted in this browser before login is worthless afterwards (session
+	// fixation). pgstore's Regenerate also writes the values: it is the save.
+	if err := a.storage.regenerate(r, w, s); err != nil {
+		a.serverError(w, r, "save session", err)
+		return
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// validUser accepts 1 to maxUserLen characters of valid UTF-8 with no
+// control characters.
+func validUser(user string) bool {
+	n := utf8.RuneCountInString(user)
+	if n == 0 || n > maxUserLen || !utf8.ValidString(user) {
+		return false
+	}
+	return strings.IndexFunc(user, unicode.IsControl) < 0
+}
+
+// logout deletes the session: its row goes, and the cookie is expired.
+func (a *app) logout(w http.ResponseWriter, r *http.Request) {
+	s := a.session(r)
+	s.Options.MaxAge = -1
+	if err := s.Save(r, w); err != nil {
+		a.serverError(w, r, "delete session", err)
+		return
+	}
+	if strings.Contains(r.Header.Get("Accept"), "application/json") {
+		writeJSON(w, whoamiResponse{})
+		return
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+type whoamiResponse struct {
+	User *string `json:"user"` // null when nobody is logged in
+}
+
+// whoami reports the logged-in user.
+func (a *app) whoami(w http.ResponseWriter, r *http.Request) {
+	s := a.session(r)
+	var resp whoamiResponse
+	if user, ok := s.Values["user"].(string); ok {
+		resp.User = &user
+	}
+	// Saving an unchanged session keeps it from expiring while it is in
+	// use; pgstore writes only when the stored expiry has fallen behind.
+	// A visitor without a session gets none.
+	if !s.IsNew {
+		if err := s.Save(r, w); err != nil {
+			a.serverError(w, r, "save session", err)
+			return
+		}
+	}
+	writeJSON(w, resp)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(v)
+}
+
+// healthz answers 200 when the session database answers, 503 otherwise. The
+// development cookie store has no database and is always healthy.
+func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
+	if db := a.storage.db; db != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+		defer cancel()
+		if err := db.PingContext(ctx); err != nil {
+			a.log.WarnContext(r.Context(), "health check: the database does not answer", "err", err)
+			http.Error(w, "database unavailable", http.StatusServiceUnavailable)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ok\n"))
+}

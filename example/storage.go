@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/gorilla/sessions"
+	_ "github.com/lib/pq" // the "postgres" driver for database/sql
+
+	"github.com/pgsessions/pgstore"
+	"github.com/pgsessions/pgstore/internal/pgtest"
+)
+
+// localTimeout bounds each attempt to reach a server on localhost.
+const localTimeout = 5 * time.Second
+
+// storage is where sessions are kept, with what it takes to release it.
+type storage struct {
+	store sessions.Store
+
+	// regenerate saves a session under a new ID, so that an ID planted
+	// before login is worthless after it (session fixation).
+	regenerate func(*http.Request, http.ResponseWriter, *sessions.Session) error
+
+	// db is the pool behind the store; nil for the development store.
+	db *sql.DB
+
+	// kind names the storage for the page and the log.
+	kind string
+
+	// close releases the store, then the pool, then any throwaway cluster.
+	close func() error
+}
+
+// cookieOptions are the session cookie's attributes: pgstore's defaults
+// (Path /, 30 days, HttpOnly, SameSite Lax), with Secure only in production
+// so that the cookie also works over plain http://localhost in development.
+func cookieOptions(production bool) *sessions.Options {
+	opts := pgstore.DefaultOptions()
+	opts.Secure = production
+	return opts
+}
+
+// openStorage picks where sessions live: DATABASE_URL; else, in development,
+// a server on localhost, a throwaway cluster, and finally signed cookies.
+func openStorage(ctx context.Context, cfg appConfig) (*storage, error) {
+	log := cfg.Logger
+	if cfg.DatabaseURL != "" {
+		s, err := openPostgres(ctx, cfg, cfg.DatabaseURL)
+		if err != nil {
+			return nil, fmt.Errorf("DATABASE_URL (%s): %w", redact(cfg.DatabaseURL), err)
+		}
+		log.Info("Session storage: PostgreSQL", "from", "DATABASE_URL", "database", redact(cfg.DatabaseURL))
+		return s, nil
+	}
+	if cfg.Production {
+		return nil, errors.New("production needs DATABASE_URL; it never falls back to development storage")
+	}
+
+	for _, dsn := range cfg.LocalDSNs {
+		tryCtx, cancel := context.WithTimeout(ctx, localTimeout)
+		s, err := openPostgres(tryCtx, cfg, dsn)
+		cancel()
+		if err != nil {
+			log.Info("no usable PostgreSQL here", "database", redact(dsn), "err", err)
+			continue
+		}
+		log.Info("Session storage: PostgreSQL", "from", "localhost", "database", redact(dsn))
+		log.Warn("DATABASE_URL is not set: using a local server found by guessing (development only)")
+		return s, nil
+	}
+
+	if cfg.Throwaway {
+		s, err := openThrowaway(ctx, cfg)
+		if err == nil {
+			return s, nil
+		}
+		log.Warn("could not start a throwaway PostgreSQL cluster", "err", err)
+	}
+	return openCookieStore(cfg), nil
+}
+
+// openPostgres opens a pool on dsn and a pgstore.Store on it. The Store
+// creates its table when missing and never closes the pool, so close does.
+func openPostgres(ctx context.Context, cfg appConfig, dsn string) (*storage, error) {
+	db, err := sql.Open("postgres", dsn)
+	if err != nil {
+		return nil, err
+	}
+	store, err := pgstore.NewContext(ctx, db, pgstore.Config{
+		KeyPairs:   [][]byte{cfg.HashKey},
+		Options:    cookieOptions(cfg.Production),
+		SchemaName: cfg.Schema,
+		Logger:     cfg.Logger,
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &storage{
+		store:      store,
+		regenerate: store.Regenerate,
+		db:         db,
+		kind:       "PostgreSQL",
+		close: func() error {
+			return errors.Join(store.Close(), db.Close())
+		},
+	}, nil
+}
+
+// openThrowaway starts a new PostgreSQL cluster in a temporary directory
+// and keeps sessions there until close, which deletes it.
+//
+// pgtest is this module's internal test helper, so an app outside the module
+// cannot import it: copy the rest of this file and drop this step, or run
+// PostgreSQL in a container for development.
+func openThrowaway(ctx context.Context, cfg appConfig) (*storage, error) {
+	cfg.Logger.Warn("no PostgreSQL server found: starting a throwaway cluster; its sessions are deleted on shutdown (development only)")
+	cluster, err := pgtest.StartCluster()
+	if err != nil {
+		return nil, err
+	}
+	s, err := openPostgres(ctx, cfg, cluster.DSN())
+	if err != nil {
+		cluster.Remove()
+		return nil, err
+	}
+	s.kind = "PostgreSQL (throwaway cluster)"
+	closeStore := s.close
+	s.close = func() error {
+		err := closeStore()
+		cluster.Remove()
+		cfg.Logger.Info("throwaway PostgreSQL cluster stopped and deleted")
+		return err
+	}
+	cfg.Logger.Info("Session storage: PostgreSQL", "from", "throwaway cluster", "database", cluster.DSN())
+	return s, nil
+}
+
+// openCookieStore keeps sessions in signed cookies, the last resort when no
+// database is around. The values travel with every request, readable by the
+// client (signed, not encrypted), and a copied cookie cannot be revoked.
+// Regenerating is a plain save: with no server-side ID there is nothing to
+// fixate.
+func openCookieStore(cfg appConfig) *storage {
+	store := sessions.NewCookieStore(cfg.HashKey)
+	store.Options = cookieOptions(cfg.Production)
+	store.MaxAge(store.Options.MaxAge) // also bounds the age of signatures
+	cfg.Logger.Warn("Session storage: signed cookies (DEVELOPMENT ONLY: logout cannot revoke a copied cookie, and nothing is shared between instances)")
+	cfg.Logger.Warn("Set DATABASE_URL to use PostgreSQL session storage")
+	return &storage{
+		store: store,
+		regenerate: func(r *http.Request, w http.ResponseWriter, s *sessions.Session) error {
+			return s.Save(r, w)
+		},
+		kind:  "signed cookies (development only)",
+		close: func() error { return nil },
+	}
+}
+
+// redact hides the password in a URL DSN for the log.
+func redact(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.Scheme == "" {
+		return "(a key=value DSN)"
+	}
+	return u.Redacted()
+}
