@@ -1,0 +1,171 @@
+package pgstore_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"time"
+
+	_ "github.com/lib/pq"
+
+	"github.com/pgsessions/pgstore"
+)
+
+// The quick start: open a pool, make a store, use it as any gorilla store.
+func Example() {
+	db, err := sql.Open("postgres", os.Getenv("DATABASE_URL"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	store, err := pgstore.New(db, pgstore.Config{
+		KeyPairs: [][]byte{[]byte(os.Getenv("SESSION_KEY"))}, // 32+ random bytes
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		session, _ := store.Get(r, "session")
+		n, _ := session.Values["visits"].(int)
+		session.Values["visits"] = n + 1
+		if err := session.Save(r, w); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintf(w, "visits: %d\n", n+1)
+	})
+	log.Fatal(http.ListenAndServe(":8080", nil))
+}
+
+// Rotating keys: put the new pair first and keep the old one until every
+// cookie signed with it has been re-sent (cookies are re-sent at least every
+// TouchInterval while a session is in use) or has expired.
+func ExampleConfig_keyRotation() {
+	newHash, newBlock := []byte(os.Getenv("SESSION_HASH_KEY")), []byte(os.Getenv("SESSION_BLOCK_KEY"))
+	oldHash, oldBlock := []byte(os.Getenv("OLD_SESSION_HASH_KEY")), []byte(os.Getenv("OLD_SESSION_BLOCK_KEY"))
+	store, err := pgstore.Open(os.Getenv("DATABASE_URL"), pgstore.Config{
+		KeyPairs: [][]byte{newHash, newBlock, oldHash, oldBlock},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+}
+
+// A table of your own, in a schema of your own, managed by migrations.
+func ExampleConfig_customTable() {
+	store, err := pgstore.Open(os.Getenv("DATABASE_URL"), pgstore.Config{
+		KeyPairs:        [][]byte{[]byte(os.Getenv("SESSION_KEY"))},
+		SchemaName:      "auth",
+		TableName:       "web_sessions",
+		SkipCreateTable: true, // created by a migration from schema.sql
+		TouchInterval:   5 * time.Minute,
+		AbsoluteTimeout: 7 * 24 * time.Hour,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+}
+
+// Express mode: share the table and the cookie with an Express app that
+// uses express-session and connect-pg-simple. Use the same secrets, cookie
+// name ("connect.sid" by default) and maxAge on both sides.
+func ExampleConfig_express() {
+	opts := pgstore.DefaultOptions()
+	opts.MaxAge = 30 * 24 * 3600 // cookie.maxAge on the Node side, in seconds
+	store, err := pgstore.Open(os.Getenv("DATABASE_URL"), pgstore.Config{
+		ExpressSecrets: []string{os.Getenv("SESSION_SECRET")},
+		TableName:      "user_sessions",
+		Options:        opts,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+
+	http.HandleFunc("/whoami", func(w http.ResponseWriter, r *http.Request) {
+		session, _ := store.Get(r, "connect.sid")
+		user, _ := session.Values["user"].(string) // set by Node's req.session.user
+		fmt.Fprintln(w, user)
+	})
+}
+
+// Logging out: MaxAge -1 deletes the row and expires the cookie.
+func ExampleStore_Save_logout() {
+	var store *pgstore.Store // from pgstore.New
+	http.HandleFunc("/logout", func(w http.ResponseWriter, r *http.Request) {
+		session, _ := store.Get(r, "session")
+		session.Options.MaxAge = -1
+		if err := session.Save(r, w); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+	})
+}
+
+// A Save that finds its session logged out by another request returns
+// ErrSessionNotFound: treat it as logged out.
+func ExampleErrSessionNotFound() {
+	var store *pgstore.Store // from pgstore.New
+	http.HandleFunc("/cart", func(w http.ResponseWriter, r *http.Request) {
+		session, _ := store.Get(r, "session")
+		session.Values["cart"] = []string{"book"}
+		err := session.Save(r, w)
+		switch {
+		case errors.Is(err, pgstore.ErrSessionNotFound):
+			http.Redirect(w, r, "/login", http.StatusSeeOther)
+		case err != nil:
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
+	})
+}
+
+// Regenerate on login: the session moves to a fresh ID, so an ID planted
+// before login is useless after it.
+func ExampleStore_Regenerate() {
+	var store *pgstore.Store // from pgstore.New
+	http.HandleFunc("/login", func(w http.ResponseWriter, r *http.Request) {
+		user := r.PostFormValue("user") // after checking the password
+		session, _ := store.Get(r, "session")
+		session.Values["user"] = user
+		if err := store.Regenerate(r, w, session); err != nil { // writes the values too
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+	})
+}
+
+// Revoking every session of a user, for example after a password change.
+func ExampleStore_Revoke() {
+	var store *pgstore.Store // from pgstore.New
+	n, err := store.Revoke(context.Background(), "user_id", 42)
+	if err != nil {
+		log.Print(err)
+	}
+	log.Printf("signed out of %d sessions", n)
+}
+
+// Pruning from cron instead of the background goroutine.
+func ExampleStore_Prune() {
+	store, err := pgstore.Open(os.Getenv("DATABASE_URL"), pgstore.Config{
+		KeyPairs:      [][]byte{[]byte(os.Getenv("SESSION_KEY"))},
+		PruneInterval: -1, // no background pruner
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+	n, err := store.Prune(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Printf("deleted %d expired sessions", n)
+}
