@@ -1,8 +1,10 @@
 package pgstore
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/gob"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -79,7 +81,37 @@ func (f *secureCookieFormat) decode(name, value string) (string, bool) {
 	if len(id) == 0 || len(id) > 256 {
 		return "", false
 	}
+	if !isIDText(id) {
+		// Cookies of gorilla stores that gob-encode the ID (such as
+		// antonlindstrom/pgstore), signed with the same keys, carry a
+		// gob string: accept them so that migrated sessions stay
+		// logged in. See docs/migration.md.
+		return legacyGobID(id)
+	}
 	return string(id), true
+}
+
+// isIDText reports whether b is made of the characters IDs use: base64url,
+// and base32 (upper case and digits) for IDs migrated from other stores.
+func isIDText(b []byte) bool {
+	for _, c := range b {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// legacyGobID decodes a gob-encoded string ID.
+func legacyGobID(b []byte) (string, bool) {
+	var id string
+	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&id); err != nil {
+		return "", false
+	}
+	if id == "" || len(id) > 256 || !isIDText([]byte(id)) {
+		return "", false
+	}
+	return id, true
 }
 
 func (f *secureCookieFormat) idBytes() int { return nativeIDBytes }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
 
 	"github.com/pgsessions/pgstore"
@@ -522,3 +523,31 @@ func TestConfigValidation(t *testing.T) {
 }
 
 var _ io.Reader = failingReader{}
+
+// Cookies from stores that gob-encode the ID with securecookie's defaults
+// (antonlindstrom/pgstore), signed with the same keys, load the migrated
+// row under that ID, so a migration logs nobody out.
+func TestLegacyGobCookie(t *testing.T) {
+	db := sharedDB(t, "postgres")
+	st := newTestStore(t, db, pgstore.Config{KeyPairs: [][]byte{hashKey1, blockKey1}})
+	legacyID := "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43UOV3HO6DZPIYTEMZUGU3DOOBZGA"
+	c := login(t, st, map[any]any{"user": "alice"})
+	if _, err := db.Exec(`UPDATE `+qualified(st.SchemaName(), "user_sessions")+` SET sid = $1`, legacyID); err != nil {
+		t.Fatal(err)
+	}
+	legacy, err := securecookie.New(hashKey1, blockKey1).Encode(cookieName, legacyID) // gob, as gorilla stores do
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, s := get(t, st, &http.Cookie{Name: cookieName, Value: legacy}); s.Values["user"] != "alice" {
+		t.Fatalf("legacy cookie did not load the migrated session: %v", s.Values)
+	}
+	if _, s := get(t, st, c); !s.IsNew {
+		t.Fatal("test setup: the old native cookie should no longer match")
+	}
+	// A gob payload that is not an ID-shaped string is rejected.
+	bad, _ := securecookie.New(hashKey1, blockKey1).Encode(cookieName, "not an id; DROP")
+	if _, s := get(t, st, &http.Cookie{Name: cookieName, Value: bad}); !s.IsNew {
+		t.Fatal("a gob string with odd characters was accepted as an ID")
+	}
+}
