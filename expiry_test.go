@@ -293,7 +293,7 @@ func TestJitterRange(t *testing.T) {
 
 // insertExpired writes n rows that expired an hour before now, and live
 // ones, straight into the table.
-func insertRows(t *testing.T, db *sql.DB, schema string, n int, expire time.Time, prefix string) {
+func insertRows(t testing.TB, db *sql.DB, schema string, n int, expire time.Time, prefix string) {
 	t.Helper()
 	_, err := db.Exec(`INSERT INTO `+qualified(schema, "user_sessions")+` (sid, sess, expire)
 		SELECT $1 || g, '{}', to_timestamp($2) AT TIME ZONE 'UTC' FROM generate_series(1, $3) g`,

@@ -55,7 +55,7 @@ var shared sync.Map
 
 // sharedDB returns the shared pool for driverName, skipping t when no
 // server is available.
-func sharedDB(t *testing.T, driverName string) *sql.DB {
+func sharedDB(t testing.TB, driverName string) *sql.DB {
 	t.Helper()
 	if db, ok := shared.Load(driverName); ok {
 		return db.(*sql.DB)
@@ -110,7 +110,7 @@ func (c *clock) Advance(d time.Duration) {
 // newTestStore returns a store in a schema of its own (unless cfg names
 // one), with test keys unless cfg has keys, and the background pruner off
 // unless cfg sets an interval. It is closed when t ends.
-func newTestStore(t *testing.T, db *sql.DB, cfg pgstore.Config, h ...pgstore.TestHooks) *pgstore.Store {
+func newTestStore(t testing.TB, db *sql.DB, cfg pgstore.Config, h ...pgstore.TestHooks) *pgstore.Store {
 	t.Helper()
 	if cfg.SchemaName == "" {
 		cfg.SchemaName = pgtest.Schema(t, db)
@@ -159,7 +159,7 @@ func responseCookie(w *httptest.ResponseRecorder, name string) *http.Cookie {
 }
 
 // get loads the session for a request with cookie c.
-func get(t *testing.T, st *pgstore.Store, c *http.Cookie) (*http.Request, *sessions.Session) {
+func get(t testing.TB, st *pgstore.Store, c *http.Cookie) (*http.Request, *sessions.Session) {
 	t.Helper()
 	r := request(c)
 	s, err := st.Get(r, cookieName)
@@ -170,7 +170,7 @@ func get(t *testing.T, st *pgstore.Store, c *http.Cookie) (*http.Request, *sessi
 }
 
 // save saves s and returns the cookie set, if any.
-func save(t *testing.T, st *pgstore.Store, r *http.Request, s *sessions.Session) *http.Cookie {
+func save(t testing.TB, st *pgstore.Store, r *http.Request, s *sessions.Session) *http.Cookie {
 	t.Helper()
 	w := httptest.NewRecorder()
 	if err := st.Save(r, w, s); err != nil {
@@ -180,7 +180,7 @@ func save(t *testing.T, st *pgstore.Store, r *http.Request, s *sessions.Session)
 }
 
 // login creates a session holding values and returns its cookie.
-func login(t *testing.T, st *pgstore.Store, values map[any]any) *http.Cookie {
+func login(t testing.TB, st *pgstore.Store, values map[any]any) *http.Cookie {
 	t.Helper()
 	r, s := get(t, st, nil)
 	for k, v := range values {
@@ -194,7 +194,7 @@ func login(t *testing.T, st *pgstore.Store, values map[any]any) *http.Cookie {
 }
 
 // rowCount counts the rows of the sessions table in schema.
-func rowCount(t *testing.T, db *sql.DB, schema, table string) int {
+func rowCount(t testing.TB, db *sql.DB, schema, table string) int {
 	t.Helper()
 	var n int
 	if err := db.QueryRow(`SELECT count(*) FROM ` + qualified(schema, table)).Scan(&n); err != nil {
@@ -225,7 +225,7 @@ func row(t *testing.T, db *sql.DB, schema, sid string) (sess string, ok bool) {
 }
 
 // decodeID returns the session ID inside a securecookie cookie.
-func decodeID(t *testing.T, c *http.Cookie, keyPairs ...[]byte) string {
+func decodeID(t testing.TB, c *http.Cookie, keyPairs ...[]byte) string {
 	t.Helper()
 	if len(keyPairs) == 0 {
 		keyPairs = [][]byte{hashKey1}
@@ -243,7 +243,7 @@ func decodeID(t *testing.T, c *http.Cookie, keyPairs ...[]byte) string {
 
 // proxied returns a pool for driverName that goes through a round-trip
 // counting proxy to the test server.
-func proxied(t *testing.T, driverName string) (*sql.DB, *pgproxy.Proxy) {
+func proxied(t testing.TB, driverName string) (*sql.DB, *pgproxy.Proxy) {
 	t.Helper()
 	dsn, err := pgtest.DSN()
 	if err != nil {

@@ -1,0 +1,341 @@
+package pgstore_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/sessions"
+
+	"github.com/pgsessions/pgstore"
+	"github.com/pgsessions/pgstore/internal/pgtest"
+)
+
+// Store-level benchmarks against the real PostgreSQL, with a raw-SQL
+// baseline on the same pool. Run them all in one go so that the ratios come
+// from one run:
+//
+//	go test -run '^$' -bench 'Store|RawSQL' -benchmem -count 5 . | tee bench.txt
+//
+// PGSTORE_BENCH_DRIVER=pgx switches from lib/pq to pgx's stdlib driver.
+
+func benchDriver() string {
+	if d := os.Getenv("PGSTORE_BENCH_DRIVER"); d != "" {
+		return d
+	}
+	return "postgres"
+}
+
+// benchSessions is how many sessions the benchmarks spread their requests
+// over, so parallel writers do not queue on one row.
+const benchSessions = 64
+
+type benchEnv struct {
+	db      *sql.DB
+	st      *pgstore.Store
+	schema  string
+	cookies []*http.Cookie
+	ids     []string
+}
+
+func newBenchEnv(b *testing.B, cfg pgstore.Config) *benchEnv {
+	b.Helper()
+	db := sharedDB(b, benchDriver())
+	db.SetMaxOpenConns(2 * runtime.GOMAXPROCS(0))
+	db.SetMaxIdleConns(2 * runtime.GOMAXPROCS(0))
+	e := &benchEnv{db: db}
+	e.st = newTestStore(b, db, cfg)
+	e.schema = e.st.SchemaName()
+	for i := 0; i < benchSessions; i++ {
+		c := login(b, e.st, map[any]any{"user_id": 1000 + i, "user": fmt.Sprintf("user%d@example.com", i), "csrf": "0123456789abcdef0123456789abcdef"})
+		e.cookies = append(e.cookies, c)
+		e.ids = append(e.ids, decodeID(b, c))
+	}
+	return e
+}
+
+// requests returns one reusable request per session. Each use must start
+// from reset, because the store (like gorilla's registry) records state in
+// the request's context.
+type benchRequest struct {
+	r, orig http.Request
+}
+
+func (e *benchEnv) request(i int) *benchRequest {
+	r := httptest.NewRequest(http.MethodGet, "http://example.test/", nil)
+	if i >= 0 {
+		r.AddCookie(&http.Cookie{Name: cookieName, Value: e.cookies[i%len(e.cookies)].Value})
+	}
+	return &benchRequest{r: *r, orig: *r}
+}
+
+func (br *benchRequest) reset() *http.Request {
+	br.r = br.orig
+	return &br.r
+}
+
+// discard is a ResponseWriter that keeps nothing.
+type discard struct{ h http.Header }
+
+func (d *discard) Header() http.Header {
+	for k := range d.h {
+		delete(d.h, k)
+	}
+	return d.h
+}
+func (d *discard) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discard) WriteHeader(int)             {}
+
+func newDiscard() *discard { return &discard{h: http.Header{}} }
+
+// run runs op serially and in parallel, each worker on its own session.
+func run(b *testing.B, op func(b *testing.B, worker, i int)) {
+	b.Run("serial", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			op(b, 0, i)
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		var next atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			worker := int(next.Add(1)) % benchSessions
+			for i := 0; pb.Next(); i++ {
+				op(b, worker, i)
+			}
+		})
+	})
+}
+
+func BenchmarkStore(b *testing.B) {
+	e := newBenchEnv(b, pgstore.Config{})
+	load := func(b *testing.B, br *benchRequest) (*http.Request, *sessions.Session) {
+		r := br.reset()
+		s, err := e.st.New(r, cookieName)
+		if err != nil || s.IsNew {
+			b.Fatalf("Get: new %v, %v", s.IsNew, err)
+		}
+		return r, s
+	}
+	perWorker := func(withCookie bool) []*benchRequest {
+		reqs := make([]*benchRequest, benchSessions)
+		for i := range reqs {
+			if withCookie {
+				reqs[i] = e.request(i)
+			} else {
+				reqs[i] = e.request(-1)
+			}
+		}
+		return reqs
+	}
+
+	b.Run("GetHit", func(b *testing.B) {
+		reqs := perWorker(true)
+		run(b, func(b *testing.B, w, _ int) { load(b, reqs[w]) })
+	})
+	b.Run("GetBadCookie", func(b *testing.B) {
+		reqs := make([]*benchRequest, benchSessions)
+		for i := range reqs {
+			r := httptest.NewRequest(http.MethodGet, "http://example.test/", nil)
+			r.AddCookie(&http.Cookie{Name: cookieName, Value: e.cookies[i].Value[:40] + "AAAAAAAAAAAAAAAA" + e.cookies[i].Value[56:]})
+			reqs[i] = &benchRequest{r: *r, orig: *r}
+		}
+		run(b, func(b *testing.B, w, _ int) {
+			s, err := e.st.New(reqs[w].reset(), cookieName)
+			if err != nil || !s.IsNew {
+				b.Fatal("bad cookie loaded a session")
+			}
+		})
+	})
+	b.Run("SaveUnchanged", func(b *testing.B) {
+		reqs := perWorker(true)
+		run(b, func(b *testing.B, w, _ int) {
+			r, s := load(b, reqs[w])
+			if err := e.st.Save(r, newDiscard(), s); err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+	b.Run("SaveModified", func(b *testing.B) {
+		reqs := perWorker(true)
+		run(b, func(b *testing.B, w, i int) {
+			r, s := load(b, reqs[w])
+			s.Values["n"] = i
+			if err := e.st.Save(r, newDiscard(), s); err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+	b.Run("NewSave", func(b *testing.B) {
+		reqs := perWorker(false)
+		run(b, func(b *testing.B, w, i int) {
+			r := reqs[w].reset()
+			s, _ := e.st.New(r, cookieName)
+			s.Values["user_id"] = i
+			if err := e.st.Save(r, newDiscard(), s); err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+	b.Run("Regenerate", func(b *testing.B) {
+		reqs := perWorker(false)
+		run(b, func(b *testing.B, w, i int) {
+			r := reqs[w].reset()
+			s, _ := e.st.New(r, cookieName)
+			s.Values["user_id"] = i
+			if err := e.st.Regenerate(r, newDiscard(), s); err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+}
+
+// BenchmarkRawSQL is the floor: a prepared SELECT and a prepared UPDATE on
+// the same pool and table shape, with no signing and no decoding.
+func BenchmarkRawSQL(b *testing.B) {
+	e := newBenchEnv(b, pgstore.Config{})
+	table := qualified(e.schema, "user_sessions")
+	sel, err := e.db.Prepare(`SELECT sess FROM ` + table + ` WHERE sid = $1`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sel.Close()
+	upd, err := e.db.Prepare(`UPDATE ` + table + ` SET sess = $2 WHERE sid = $1`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer upd.Close()
+	b.Run("Select", func(b *testing.B) {
+		run(b, func(b *testing.B, w, _ int) {
+			var sess []byte
+			if err := sel.QueryRow(e.ids[w]).Scan(&sess); err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+	b.Run("Update", func(b *testing.B) {
+		run(b, func(b *testing.B, w, i int) {
+			if _, err := upd.Exec(e.ids[w], `{"user_id":`+strconv.Itoa(i)+`}`); err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+}
+
+// BenchmarkGrowth: Get and Save latency against tables of 10k, 100k and 1M
+// rows. Every lookup is by primary key, so they should stay flat.
+func BenchmarkGrowth(b *testing.B) {
+	for _, rows := range []int{10_000, 100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("rows=%d", rows), func(b *testing.B) {
+			e := newBenchEnv(b, pgstore.Config{})
+			insertRows(b, e.db, e.schema, rows, time.Now().Add(time.Hour), "filler")
+			if _, err := e.db.Exec(`VACUUM ANALYZE ` + qualified(e.schema, "user_sessions")); err != nil {
+				b.Fatal(err)
+			}
+			b.Run("Get", func(b *testing.B) {
+				b.ReportAllocs()
+				br := e.request(0)
+				for i := 0; i < b.N; i++ {
+					if s, err := e.st.New(br.reset(), cookieName); err != nil || s.IsNew {
+						b.Fatal("Get failed")
+					}
+				}
+			})
+			b.Run("SaveModified", func(b *testing.B) {
+				b.ReportAllocs()
+				br := e.request(1)
+				for i := 0; i < b.N; i++ {
+					r := br.reset()
+					s, _ := e.st.New(r, cookieName)
+					s.Values["n"] = i
+					if err := e.st.Save(r, newDiscard(), s); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkGetWhilePruning compares Get latency at rest with Get latency
+// while a backlog of expired rows (1M by default; PGSTORE_BENCH_BACKLOG to
+// change) is pruned, in one run. It reports p50 and p99 in microseconds and
+// whether the prune was still running when the measurement ended.
+func BenchmarkGetWhilePruning(b *testing.B) {
+	backlog := 1_000_000
+	if v, err := strconv.Atoi(os.Getenv("PGSTORE_BENCH_BACKLOG")); err == nil {
+		backlog = v
+	}
+	measure := func(b *testing.B, e *benchEnv) []time.Duration {
+		lat := make([]time.Duration, 0, b.N)
+		br := e.request(0)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			start := time.Now()
+			if s, err := e.st.New(br.reset(), cookieName); err != nil || s.IsNew {
+				b.Fatal("Get failed")
+			}
+			lat = append(lat, time.Since(start))
+		}
+		b.StopTimer()
+		return lat
+	}
+	report := func(b *testing.B, lat []time.Duration) {
+		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	}
+	b.Run("rest", func(b *testing.B) {
+		e := newBenchEnv(b, pgstore.Config{})
+		report(b, measure(b, e))
+	})
+	b.Run("pruning", func(b *testing.B) {
+		e := newBenchEnv(b, pgstore.Config{})
+		b.StopTimer()
+		insertRows(b, e.db, e.schema, backlog, time.Now().Add(-time.Hour), "expired")
+		if _, err := e.db.Exec(`ANALYZE ` + qualified(e.schema, "user_sessions")); err != nil {
+			b.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var pruned atomic.Int64
+		var running atomic.Bool
+		running.Store(true)
+		ctx, cancel := context.WithCancel(context.Background())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer running.Store(false)
+			n, err := e.st.Prune(ctx)
+			pruned.Store(n)
+			if err != nil && ctx.Err() == nil {
+				b.Error(err)
+			}
+		}()
+		time.Sleep(50 * time.Millisecond) // let the first batch start
+		b.StartTimer()
+		lat := measure(b, e)
+		stillRunning := running.Load()
+		cancel()
+		wg.Wait()
+		report(b, lat)
+		if stillRunning {
+			b.ReportMetric(1, "overlapped")
+		} else {
+			b.ReportMetric(0, "overlapped")
+		}
+		b.ReportMetric(float64(pruned.Load()), "pruned-rows")
+	})
+}
+
+var _ = pgtest.Drivers
