@@ -265,6 +265,9 @@ func TestBrowserSessionCookie(t *testing.T) {
 		if err := st.Save(r, w, s); err != nil { // a touch: moves the row, cookie unchanged
 			t.Fatal(err)
 		}
+		if responseCookie(w, cookieName) != nil {
+			t.Error("a touch re-sent a browser-session cookie, which has no expiry to refresh")
+		}
 		clk.Advance(23 * time.Hour)
 		if _, s := get(t, st, c); s.IsNew {
 			t.Fatal("the touch did not extend a browser session")

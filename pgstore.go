@@ -535,6 +535,9 @@ func (st *Store) update(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 	touch := epoch(exp)-l.expire >= st.cfg.touchInterval.Seconds() ||
 		m.maxAge != l.meta.maxAge || m.hasMaxAge != l.meta.hasMaxAge
 	cookieExpiry := l.meta.cookie.expires
+	if cookieExpiry.IsZero() {
+		cookieExpiry = time.UnixMicro(int64(math.Round(l.expire * 1e6)))
+	}
 	if touch {
 		cookieExpiry = exp
 	}
@@ -569,6 +572,10 @@ func (st *Store) update(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 	if touch {
 		l.expire = epoch(exp)
 		l.meta.cookie.expires = exp
+	}
+	// The cookie goes out again when its expiry moved; a browser-session
+	// cookie has none, so it never needs re-sending.
+	if touch && s.Options.MaxAge > 0 {
 		cookie, err := st.format.encode(s.Name(), s.ID)
 		if err != nil {
 			return err
