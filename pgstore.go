@@ -206,11 +206,11 @@ func (st *Store) prepare(ctx context.Context) error {
 		sql string
 	}{
 		{&st.stmts.load, "SELECT sess, extract(epoch FROM expire AT TIME ZONE " + tz + ")::float8 FROM " + t +
-			" WHERE sid = $1 AND expire > " + at("$2")},
+			" WHERE sid = $1 AND expire >= " + at("$2")},
 		{&st.stmts.insert, "INSERT INTO " + t + " (sid, sess, expire) VALUES ($1, $2, " + at("$3") + ")"},
 		{&st.stmts.update, "UPDATE " + t + " SET sess = $2, expire = " + at("$3") +
-			" WHERE sid = $1 AND expire > " + at("$4")},
-		{&st.stmts.updateValues, "UPDATE " + t + " SET sess = $2 WHERE sid = $1 AND expire > " + at("$3")},
+			" WHERE sid = $1 AND expire >= " + at("$4")},
+		{&st.stmts.updateValues, "UPDATE " + t + " SET sess = $2 WHERE sid = $1 AND expire >= " + at("$3")},
 		{&st.stmts.delete, "DELETE FROM " + t + " WHERE sid = $1"},
 		// One statement moves a session to a new ID: the old row goes and
 		// the new one comes in the same round trip and transaction.
