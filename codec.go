@@ -104,67 +104,16 @@ func (JSONCodec) Encode(values map[any]any) ([]byte, error) {
 
 // Decode implements Codec.
 func (JSONCodec) Decode(data []byte, values map[any]any) error {
-	obj, err := decodeObject(data)
-	if err != nil {
-		return err
-	}
-	for k, v := range obj {
-		values[k] = v
-	}
-	return nil
+	return readObject(data, func(k string, v any) { values[k] = v })
 }
 
 // decodeObject parses a JSON object, turning integral numbers into int.
 func decodeObject(data []byte) (map[string]any, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var obj map[string]any
-	if err := dec.Decode(&obj); err != nil {
-		return nil, fmt.Errorf("pgstore: decode sess: %w", err)
-	}
-	if obj == nil {
-		return nil, errors.New("pgstore: decode sess: not a JSON object")
-	}
-	if _, err := dec.Token(); err == nil {
-		return nil, errors.New("pgstore: decode sess: data after the JSON object")
-	}
-	for k, v := range obj {
-		obj[k] = fromJSON(v)
+	obj := make(map[string]any)
+	if err := readObject(data, func(k string, v any) { obj[k] = v }); err != nil {
+		return nil, err
 	}
 	return obj, nil
-}
-
-func fromJSON(v any) any {
-	switch v := v.(type) {
-	case json.Number:
-		return number(string(v))
-	case map[string]any:
-		for k, e := range v {
-			v[k] = fromJSON(e)
-		}
-	case []any:
-		for i, e := range v {
-			v[i] = fromJSON(e)
-		}
-	}
-	return v
-}
-
-func number(s string) any {
-	integral := true
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c == '.' || c == 'e' || c == 'E' {
-			integral = false
-			break
-		}
-	}
-	if integral {
-		if n, err := strconv.Atoi(s); err == nil {
-			return n
-		}
-	}
-	f, _ := strconv.ParseFloat(s, 64) // a valid JSON number always parses; huge ones give ±Inf
-	return f
 }
 
 type jsonEncoder struct {

@@ -2,7 +2,12 @@ package pgstore
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/gorilla/sessions"
@@ -119,4 +124,72 @@ func FuzzSessDecode(f *testing.F) {
 
 func isEncodeError(err error) bool {
 	return err != nil && (bytes.Contains([]byte(err.Error()), []byte(ErrEncode.Error())))
+}
+
+// referenceDecode is what the JSON codec used to do: encoding/json with
+// UseNumber, then integral numbers to int.
+func referenceDecode(data []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var obj map[string]any
+	if err := dec.Decode(&obj); err != nil {
+		return nil, err
+	}
+	if obj == nil {
+		return nil, errNotObject
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("trailing data")
+	}
+	var conv func(v any) (any, error)
+	conv = func(v any) (any, error) {
+		switch v := v.(type) {
+		case json.Number:
+			if n, err := strconv.Atoi(string(v)); err == nil && !strings.ContainsAny(string(v), ".eE") {
+				return n, nil
+			}
+			f, err := strconv.ParseFloat(string(v), 64)
+			return f, err
+		case map[string]any:
+			for k, e := range v {
+				c, err := conv(e)
+				if err != nil {
+					return nil, err
+				}
+				v[k] = c
+			}
+		case []any:
+			for i, e := range v {
+				c, err := conv(e)
+				if err != nil {
+					return nil, err
+				}
+				v[i] = c
+			}
+		}
+		return v, nil
+	}
+	for k, v := range obj {
+		c, err := conv(v)
+		if err != nil {
+			return nil, err
+		}
+		obj[k] = c
+	}
+	return obj, nil
+}
+
+// FuzzJSONReaderMatchesEncodingJSON: the load path's JSON reader agrees
+// with encoding/json on every input: same values, same verdict.
+func FuzzJSONReaderMatchesEncodingJSON(f *testing.F) {
+	f.Fuzz(func(t *testing.T, data []byte) {
+		want, werr := referenceDecode(data)
+		got, gerr := decodeObject(data)
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("encoding/json err %v, reader err %v, for %q", werr, gerr, data)
+		}
+		if werr == nil && !reflect.DeepEqual(want, got) {
+			t.Fatalf("for %q:\nencoding/json %#v\nreader        %#v", data, want, got)
+		}
+	})
 }
