@@ -239,6 +239,9 @@ func (c *Config) settings() (settings, error) {
 			return s, err
 		}
 	}
+	if s.options.MaxAge < 0 {
+		return s, configError("Options", "MaxAge is negative: every Save would delete its session")
+	}
 	if s.absoluteTimeout < 0 {
 		return s, configError("AbsoluteTimeout", "must not be negative")
 	}

@@ -49,7 +49,17 @@ const nativeIDBytes = 32
 const maxCookieLen = 4096
 
 func newSecureCookieFormat(keyPairs [][]byte) *secureCookieFormat {
-	codecs := securecookie.CodecsFromPairs(keyPairs...)
+	pairs := make([][]byte, len(keyPairs))
+	for i, k := range keyPairs {
+		// An empty block key (say, from an unset environment variable)
+		// means no encryption, as nil does; securecookie would take it
+		// for an AES key of size 0 and fail on every cookie.
+		if i%2 == 1 && len(k) == 0 {
+			k = nil
+		}
+		pairs[i] = k
+	}
+	codecs := securecookie.CodecsFromPairs(pairs...)
 	for _, c := range codecs {
 		sc := c.(*securecookie.SecureCookie)
 		// The row's expire column decides how long a session lives, so

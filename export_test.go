@@ -29,10 +29,11 @@ func (st *Store) PruneRound(ctx context.Context) (n int64, locked bool, err erro
 func (st *Store) DDL() []string { return st.cfg.ddl() }
 
 var (
-	Jitter      = jitter
-	DescribeDSN = describeDSN
-	LogID       = logID
-	HashID      = hashID
+	Jitter             = jitter
+	DescribeDSN        = describeDSN
+	LogID              = logID
+	HashID             = hashID
+	WithConnectTimeout = withConnectTimeout
 )
 
 // SchemaName is the schema the store's table is in.

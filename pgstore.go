@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"reflect"
 	"sync"
 	"time"
 
@@ -96,6 +97,9 @@ func OpenContext(ctx context.Context, dsn string, cfg Config) (*Store, error) {
 	st, err := newStore(ctx, db, cfg, hooks{})
 	if err != nil {
 		db.Close()
+		if errors.Is(err, ErrConfig) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("%w (connecting to %s)", err, describeDSN(dsn))
 	}
 	st.ownsDB = true
@@ -174,10 +178,13 @@ func (st *Store) setup(ctx context.Context) error {
 		err = qctx.Err()
 	}
 	if err != nil {
-		if isConnError(err) || qctx.Err() != nil {
-			return fmt.Errorf("pgstore: connect to database: %w", err)
+		// 22023 is how PostgreSQL refuses an unknown time zone; anything
+		// else (refused, unknown database or role, bad password) is about
+		// reaching the database.
+		if sqlState(err) == "22023" {
+			return fmt.Errorf("pgstore: %w: Config.TimeZone %q: %w", ErrConfig, st.cfg.timeZone, err)
 		}
-		return fmt.Errorf("pgstore: Config.TimeZone %q: %w", st.cfg.timeZone, err)
+		return fmt.Errorf("pgstore: connect to database: %w", err)
 	}
 	if !st.cfg.skipCreateTable {
 		if err := st.ensureTable(qctx); err != nil {
@@ -545,7 +552,7 @@ func (st *Store) update(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 	if err != nil {
 		return err
 	}
-	if !touch && bytes.Equal(sess, l.raw) {
+	if !touch && (bytes.Equal(sess, l.raw) || st.sameValues(l.raw, s.Values)) {
 		return nil
 	}
 	var res sql.Result
@@ -583,6 +590,22 @@ func (st *Store) update(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 		st.setCookie(w, s, cookie, now, exp)
 	}
 	return nil
+}
+
+// sameValues reports whether raw holds values equal to values. Only codecs
+// whose output is not byte-stable need it: gob writes maps in random order,
+// so for GobCodec equal values can encode differently. JSONCodec's output is
+// deterministic, and the byte comparison alone decides.
+func (st *Store) sameValues(raw []byte, values map[any]any) bool {
+	if _, ok := st.cfg.codec.(JSONCodec); ok {
+		return false
+	}
+	old := make(map[any]any, len(values))
+	if err := st.cfg.codec.Decode(raw, old); err != nil {
+		return false
+	}
+	delete(old, metaKey)
+	return reflect.DeepEqual(old, values)
 }
 
 // destroy deletes the session's row and expires its cookie. The cookie is

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -508,12 +509,13 @@ func TestConfigValidation(t *testing.T) {
 		{pgstore.Config{ExpressSecrets: []string{"s"}, Codec: pgstore.GobCodec{}}, "Config.Codec"},
 		{pgstore.Config{ExpressSecrets: []string{""}}, "Config.ExpressSecrets[0]"},
 		{pgstore.Config{KeyPairs: [][]byte{hashKey1}, TimeZone: "Not/AZone"}, "Config.TimeZone"},
+		{pgstore.Config{KeyPairs: [][]byte{hashKey1}, Options: &sessions.Options{MaxAge: -1}}, "Config.Options"},
 	} {
 		_, err := pgstore.New(db, tc.cfg)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "pgstore: ") {
 			t.Errorf("%s: err %v", tc.want, err)
 		}
-		if err != nil && tc.want != "Config.TimeZone" && !errors.Is(err, pgstore.ErrConfig) {
+		if err != nil && !errors.Is(err, pgstore.ErrConfig) {
 			t.Errorf("%s: %v does not wrap ErrConfig", tc.want, err)
 		}
 	}
@@ -549,5 +551,57 @@ func TestLegacyGobCookie(t *testing.T) {
 	bad, _ := securecookie.New(hashKey1, blockKey1).Encode(cookieName, "not an id; DROP")
 	if _, s := get(t, st, &http.Cookie{Name: cookieName, Value: bad}); !s.IsNew {
 		t.Fatal("a gob string with odd characters was accepted as an ID")
+	}
+}
+
+// An empty block key means no encryption, like nil, rather than an AES key
+// of size 0 that breaks every cookie.
+func TestEmptyBlockKeyMeansNone(t *testing.T) {
+	db := sharedDB(t, "postgres")
+	st := newTestStore(t, db, pgstore.Config{KeyPairs: [][]byte{hashKey1, []byte{}}})
+	c := login(t, st, map[any]any{"user": "alice"})
+	if _, s := get(t, st, c); s.Values["user"] != "alice" {
+		t.Fatal("session did not load")
+	}
+	decodeID(t, c, hashKey1) // signed, not encrypted
+}
+
+// Errors from New say what went wrong: a database that does not exist is a
+// connection problem, not a TimeZone one; config errors from Open do not
+// claim a connection was tried.
+func TestNewErrorMessages(t *testing.T) {
+	dsn, err := pgtest.DSN()
+	if err != nil {
+		t.Skip(err)
+	}
+	u, err := url.Parse(dsn)
+	if err != nil || u.Scheme == "" {
+		t.Skip("needs a URL DSN")
+	}
+	u.Path = "/no_such_database_pgstore"
+	_, err = pgstore.Open(u.String(), pgstore.Config{KeyPairs: [][]byte{hashKey1}})
+	if err == nil || !strings.Contains(err.Error(), "pgstore: connect to database") || strings.Contains(err.Error(), "TimeZone") ||
+		!strings.Contains(err.Error(), "dbname=no_such_database_pgstore") {
+		t.Errorf("unknown database: %v", err)
+	}
+	_, err = pgstore.Open(dsn, pgstore.Config{})
+	if !errors.Is(err, pgstore.ErrConfig) || strings.Contains(err.Error(), "connecting to") {
+		t.Errorf("config error from Open: %v", err)
+	}
+}
+
+func TestWithConnectTimeout(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgres://u@h/db":                   "postgres://u@h/db?connect_timeout=10",
+		"postgres://u@h/db?connect_timeout=3": "postgres://u@h/db?connect_timeout=3",
+		"postgres://u:connect_timeout@h/db":   "postgres://u:connect_timeout@h/db?connect_timeout=10",
+		"host=h dbname=db":                    "host=h dbname=db connect_timeout=10",
+		"host=h connect_timeout=2":            "host=h connect_timeout=2",
+		"host=h password=connect_timeout=x":   "host=h password=connect_timeout=x connect_timeout=10",
+		"":                                    "connect_timeout=10",
+	} {
+		if got := pgstore.WithConnectTimeout(in); got != want {
+			t.Errorf("%q: got %q, want %q", in, got, want)
+		}
 	}
 }

@@ -75,7 +75,8 @@ func isConnError(err error) bool {
 	code := sqlState(err)
 	// Class 08 is connection exceptions; 57P01-57P03 are shutdowns and
 	// "the database system is starting up".
-	return strings.HasPrefix(code, "08") || code == "57P01" || code == "57P02" || code == "57P03"
+	// 08P01 (protocol violation) will not heal by retrying.
+	return strings.HasPrefix(code, "08") && code != "08P01" || code == "57P01" || code == "57P02" || code == "57P03"
 }
 
 // describeDSN says which server a DSN points at, without its password, for
@@ -122,14 +123,19 @@ const defaultConnectTimeout = "10"
 
 // withConnectTimeout adds connect_timeout to dsn unless it has one.
 func withConnectTimeout(dsn string) string {
-	if strings.Contains(dsn, "connect_timeout") {
-		return dsn
-	}
 	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
 		q := u.Query()
+		if q.Has("connect_timeout") {
+			return dsn
+		}
 		q.Set("connect_timeout", defaultConnectTimeout)
 		u.RawQuery = q.Encode()
 		return u.String()
+	}
+	for _, f := range strings.Fields(dsn) {
+		if strings.HasPrefix(f, "connect_timeout=") {
+			return dsn
+		}
 	}
 	if strings.TrimSpace(dsn) == "" {
 		return "connect_timeout=" + defaultConnectTimeout

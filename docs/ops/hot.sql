@@ -1,0 +1,94 @@
+-- Which of pgstore's updates are HOT (heap-only tuple) updates, measured
+-- with pg_stat_user_tables.n_tup_hot_upd.
+--
+--   psql -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -U root -d test -f docs/ops/hot.sql
+--
+-- Three copies of schema.sql's table with 10,000 sessions each:
+--   ff100         fillfactor 100 (PostgreSQL's default)
+--   ff90          fillfactor 90
+--   ff90_user_id  fillfactor 90 and the expression index for Revoke
+-- Each gets 30,000 values-only updates (what Save sends within
+-- TouchInterval: SET sess) and then 10,000 touches (SET sess, expire), one
+-- transaction per statement, as requests do. Drops the schema at the end.
+
+SET client_min_messages = warning;
+DROP SCHEMA IF EXISTS pgstore_ops_hot CASCADE;
+CREATE SCHEMA pgstore_ops_hot;
+SET search_path = pgstore_ops_hot;
+
+CREATE TABLE ff100 ("sid" varchar NOT NULL COLLATE "default", "sess" json NOT NULL,
+  "expire" timestamp(6) NOT NULL, PRIMARY KEY ("sid"));
+CREATE INDEX ON ff100 ("expire");
+CREATE TABLE ff90 (LIKE ff100 INCLUDING ALL) WITH (fillfactor = 90);
+CREATE TABLE ff90_user_id (LIKE ff100 INCLUDING ALL) WITH (fillfactor = 90);
+CREATE INDEX ON ff90_user_id ((sess ->> 'user_id'));
+
+CREATE FUNCTION sess(g int, round int) RETURNS json IMMUTABLE LANGUAGE sql AS $$
+  SELECT ('{"_pgstore":{"created":1764201600},"csrf":"' || md5(g || '/' || round) ||
+          '","user":"alice@example.com","user_id":' || (10000 + g) || '}')::json $$;
+CREATE FUNCTION sid(g int) RETURNS text IMMUTABLE LANGUAGE sql AS
+  $$ SELECT translate(rtrim(encode(sha256(convert_to('hot' || g, 'UTF8')), 'base64'), '='), '+/', '-_') $$;
+
+INSERT INTO ff100 SELECT sid(g), sess(g, 0), timestamp '2025-12-27 00:00' FROM generate_series(1, 10000) g;
+INSERT INTO ff90 SELECT * FROM ff100;
+INSERT INTO ff90_user_id SELECT * FROM ff100;
+VACUUM ANALYZE ff100, ff90, ff90_user_id;
+
+CREATE TABLE results (tbl text, phase text, upd bigint, hot_upd bigint);
+CREATE FUNCTION snap(phase text) RETURNS void LANGUAGE sql AS $$
+  INSERT INTO results SELECT relname, phase, n_tup_upd, n_tup_hot_upd
+  FROM pg_stat_user_tables WHERE schemaname = 'pgstore_ops_hot' AND relname LIKE 'ff%' $$;
+
+SELECT pg_stat_force_next_flush() \gset
+SELECT snap('start') \gset
+
+-- Values-only updates: Save of a changed session within TouchInterval.
+DO $$
+DECLARE t text; r int; g int;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['ff100', 'ff90', 'ff90_user_id'] LOOP
+    FOR r IN 1..3 LOOP
+      FOR g IN 1..10000 LOOP
+        EXECUTE format('UPDATE pgstore_ops_hot.%I SET sess = $2 WHERE sid = $1 AND expire > (to_timestamp($3) AT TIME ZONE ''UTC'')', t)
+          USING pgstore_ops_hot.sid(g), pgstore_ops_hot.sess(g, r), 1764201600;
+        COMMIT;
+      END LOOP;
+    END LOOP;
+  END LOOP;
+END $$;
+SELECT pg_stat_force_next_flush() \gset
+SELECT snap('values-only') \gset
+
+-- Touches: Save once the stored expire lags by TouchInterval moves expire.
+DO $$
+DECLARE t text; g int;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['ff100', 'ff90', 'ff90_user_id'] LOOP
+    FOR g IN 1..10000 LOOP
+      EXECUTE format('UPDATE pgstore_ops_hot.%I SET sess = $2, expire = (to_timestamp($3) AT TIME ZONE ''UTC'') WHERE sid = $1 AND expire > (to_timestamp($4) AT TIME ZONE ''UTC'')', t)
+        USING pgstore_ops_hot.sid(g), pgstore_ops_hot.sess(g, 4), 1766880000 + g, 1764201600;
+      COMMIT;
+    END LOOP;
+  END LOOP;
+END $$;
+SELECT pg_stat_force_next_flush() \gset
+SELECT snap('touch') \gset
+
+\echo 'Updates and HOT updates per phase:'
+SELECT cur.tbl AS "table", cur.phase,
+       cur.upd - prev.upd AS updates,
+       cur.hot_upd - prev.hot_upd AS hot_updates,
+       round(100.0 * (cur.hot_upd - prev.hot_upd) / nullif(cur.upd - prev.upd, 0), 1) AS hot_pct
+FROM results cur
+JOIN results prev ON prev.tbl = cur.tbl
+  AND prev.phase = CASE cur.phase WHEN 'values-only' THEN 'start' WHEN 'touch' THEN 'values-only' END
+ORDER BY cur.phase DESC, cur.tbl;
+
+\echo 'Sizes afterwards (10,000 live rows each):'
+SELECT c.relname AS "table", pg_size_pretty(pg_table_size(c.oid)) AS heap,
+       pg_size_pretty(pg_indexes_size(c.oid)) AS indexes
+FROM pg_class c WHERE c.relnamespace = 'pgstore_ops_hot'::regnamespace AND c.relname LIKE 'ff%' AND c.relkind = 'r'
+ORDER BY 1;
+
+RESET search_path;
+DROP SCHEMA pgstore_ops_hot CASCADE;

@@ -1,0 +1,631 @@
+//go:build ignore
+
+// Command opscheck runs the checks behind docs/operations.md and
+// docs/security.md that need the store itself rather than psql. Each check
+// works in a scratch schema that it drops afterwards (traffic keeps its
+// schema for monitor.sql; drop it by hand).
+//
+//	go run docs/ops/opscheck.go [-dsn URL] hostcookie
+//	go run docs/ops/opscheck.go [-dsn URL] lockkey
+//	go run docs/ops/opscheck.go [-dsn URL] prepared
+//	go run docs/ops/opscheck.go [-dsn URL] partition
+//	go run docs/ops/opscheck.go [-dsn URL] traffic
+//	go run docs/ops/opscheck.go -dsn POOLER_URL -direct SERVER_URL pooler
+//
+// The DSN defaults to DATABASE_URL, else postgres://root@127.0.0.1:5432/test.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/sessions"
+	_ "github.com/jackc/pgx/v5/stdlib"
+	_ "github.com/lib/pq"
+
+	"github.com/pgsessions/pgstore"
+)
+
+var (
+	dsnFlag    = flag.String("dsn", "", "database URL (default: DATABASE_URL, else postgres://root@127.0.0.1:5432/test)")
+	directFlag = flag.String("direct", "", "pooler: URL of the server itself, for setup and pg_locks")
+	driverFlag = flag.String("driver", "postgres", "database/sql driver: postgres (lib/pq) or pgx")
+)
+
+func main() {
+	flag.Parse()
+	if *dsnFlag == "" {
+		*dsnFlag = os.Getenv("DATABASE_URL")
+	}
+	if *dsnFlag == "" {
+		*dsnFlag = "postgres://root@127.0.0.1:5432/test?sslmode=disable"
+	}
+	checks := map[string]func() error{
+		"hostcookie": hostCookie,
+		"lockkey":    lockKey,
+		"prepared":   prepared,
+		"partition":  partition,
+		"traffic":    traffic,
+		"pooler":     pooler,
+	}
+	check := checks[flag.Arg(0)]
+	if check == nil {
+		log.Fatalf("usage: opscheck [-dsn URL] hostcookie|lockkey|prepared|partition|traffic|pooler")
+	}
+	if err := check(); err != nil {
+		log.Fatalf("%s: FAIL: %v", flag.Arg(0), err)
+	}
+	fmt.Printf("%s: ok\n", flag.Arg(0))
+}
+
+func open(driver, dsn string) *sql.DB {
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := db.Ping(); err != nil {
+		log.Fatalf("connect: %v", err)
+	}
+	return db
+}
+
+// scratch creates a schema with a random name and returns a function that
+// drops it.
+func scratch(db *sql.DB, prefix string) (string, func()) {
+	b := make([]byte, 4)
+	rand.Read(b)
+	schema := fmt.Sprintf("%s_%x", prefix, b)
+	if _, err := db.Exec(`CREATE SCHEMA "` + schema + `"`); err != nil {
+		log.Fatal(err)
+	}
+	return schema, func() {
+		if _, err := db.Exec(`DROP SCHEMA "` + schema + `" CASCADE`); err != nil {
+			log.Printf("drop schema %s: %v", schema, err)
+		}
+	}
+}
+
+func randomKey() []byte {
+	k := make([]byte, 32)
+	rand.Read(k)
+	return k
+}
+
+func newRequest(cookies ...*http.Cookie) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, "https://app.example/", nil)
+	for _, c := range cookies {
+		r.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+	}
+	return r
+}
+
+// login saves a new session holding values and returns its cookie.
+func login(st *pgstore.Store, name string, values map[string]any) (*http.Cookie, error) {
+	r := newRequest()
+	s, err := st.Get(r, name)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range values {
+		s.Values[k] = v
+	}
+	w := httptest.NewRecorder()
+	if err := st.Save(r, w, s); err != nil {
+		return nil, err
+	}
+	for _, c := range w.Result().Cookies() {
+		if c.Name == name {
+			return c, nil
+		}
+	}
+	return nil, errors.New("no cookie set")
+}
+
+// hostCookie: a session cookie named with the __Host- prefix is set with
+// the attributes the prefix demands and read back; the signature covers the
+// name, so renaming the cookie logs everyone out.
+func hostCookie() error {
+	db := open("postgres", *dsnFlag)
+	defer db.Close()
+	schema, drop := scratch(db, "pgstore_ops_check")
+	defer drop()
+	st, err := pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{randomKey()}, SchemaName: schema, PruneInterval: -1})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	const name = "__Host-session"
+	r := newRequest()
+	s, err := st.Get(r, name)
+	if err != nil {
+		return err
+	}
+	s.Values["user"] = "alice"
+	w := httptest.NewRecorder()
+	if err := st.Save(r, w, s); err != nil {
+		return err
+	}
+	header := w.Header().Get("Set-Cookie")
+	fmt.Printf("Set-Cookie: %s\n", header)
+	for _, want := range []string{name + "=", "Path=/;", "HttpOnly", "Secure", "SameSite=Lax"} {
+		if !strings.Contains(header, want) {
+			return fmt.Errorf("Set-Cookie lacks %q", want)
+		}
+	}
+	if strings.Contains(header, "Domain=") {
+		return errors.New("Set-Cookie has a Domain: browsers reject __Host- cookies with one")
+	}
+	c := w.Result().Cookies()[0]
+
+	s2, err := st.Get(newRequest(c), name)
+	if err != nil || s2.IsNew || s2.Values["user"] != "alice" {
+		return fmt.Errorf("read back: new %v, values %v, err %v", s2.IsNew, s2.Values, err)
+	}
+	fmt.Println("read back under __Host-session: user =", s2.Values["user"])
+
+	renamed := &http.Cookie{Name: "session", Value: c.Value}
+	s3, err := st.Get(newRequest(renamed), "session")
+	if err != nil || !s3.IsNew {
+		return fmt.Errorf("the same value under another name loaded a session (new %v, err %v)", s3.IsNew, err)
+	}
+	fmt.Println("the same value under the name \"session\": rejected (new, empty session)")
+	return nil
+}
+
+// sqlLockKey is the SQL form of the store's prune lock key (schema.go,
+// lockKey), as docs/operations.md gives it.
+const sqlLockKey = `SELECT ('x' || encode(substring(sha256(
+  convert_to('pgstore', 'UTF8') || '\x00'::bytea || convert_to('prune', 'UTF8') || '\x00'::bytea ||
+  convert_to($1, 'UTF8') || '\x00'::bytea || convert_to($2, 'UTF8')) FROM 1 FOR 8), 'hex'))::bit(64)::bigint`
+
+// goLockKey repeats schema.go's lockKey.
+func goLockKey(schema, table string) int64 {
+	sum := sha256.Sum256([]byte("pgstore\x00prune\x00" + schema + "\x00" + table))
+	return int64(binary.BigEndian.Uint64(sum[:8]))
+}
+
+// syncBuffer collects log output from the pruner goroutine.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// lockKey: the SQL formula gives the key the store locks, and while another
+// session holds it the background pruner skips its rounds.
+func lockKey() error {
+	db := open("postgres", *dsnFlag)
+	defer db.Close()
+	schema, drop := scratch(db, "pgstore_ops_check")
+	defer drop()
+
+	for _, c := range [][2]string{{"", "user_sessions"}, {schema, "user_sessions"}, {"app", "web_sessions"}} {
+		var fromSQL int64
+		if err := db.QueryRow(sqlLockKey, c[0], c[1]).Scan(&fromSQL); err != nil {
+			return err
+		}
+		fmt.Printf("schema %q table %q: key %d (SQL) %d (Go)\n", c[0], c[1], fromSQL, goLockKey(c[0], c[1]))
+		if fromSQL != goLockKey(c[0], c[1]) {
+			return errors.New("SQL and Go keys differ")
+		}
+	}
+
+	ctx := context.Background()
+	var logs syncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	st, err := pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{randomKey()}, SchemaName: schema,
+		PruneInterval: 40 * time.Millisecond, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if _, err := db.Exec(`INSERT INTO "` + schema + `".user_sessions SELECT 'x' || g, '{}', now() AT TIME ZONE 'UTC' - interval '1 hour' FROM generate_series(1, 5) g`); err != nil {
+		return err
+	}
+	var key int64
+	if err := db.QueryRow(sqlLockKey, schema, "user_sessions").Scan(&key); err != nil {
+		return err
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, key); err != nil {
+		return err
+	}
+	time.Sleep(600 * time.Millisecond)
+	var holder int
+	err = db.QueryRow(`SELECT l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.objsubid = 1
+		AND ((l.classid::bigint << 32) | l.objid::bigint) = $1 AND l.granted`, key).Scan(&holder)
+	if err != nil {
+		return fmt.Errorf("pg_locks does not show the held lock: %v", err)
+	}
+	var left int
+	db.QueryRow(`SELECT count(*) FROM "` + schema + `".user_sessions`).Scan(&left)
+	skipped := strings.Count(logs.String(), "another store is pruning")
+	fmt.Printf("lock held by pid %d (found through pg_locks): %d rounds skipped, %d expired rows left\n", holder, skipped, left)
+	if skipped == 0 || left != 5 || strings.Contains(logs.String(), "pruned expired sessions") {
+		return fmt.Errorf("the pruner did not skip:\n%s", logs.String())
+	}
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, key); err != nil {
+		return err
+	}
+	time.Sleep(600 * time.Millisecond)
+	db.QueryRow(`SELECT count(*) FROM "` + schema + `".user_sessions`).Scan(&left)
+	fmt.Printf("after unlock: %d expired rows left\n", left)
+	if left != 0 {
+		return fmt.Errorf("the pruner did not prune after unlock:\n%s", logs.String())
+	}
+	return nil
+}
+
+// prepared: the statements a pooled connection holds after the store has
+// used it (one connection, so every statement ran on it).
+func prepared() error {
+	for _, driver := range []string{"postgres", "pgx"} {
+		db := open(driver, *dsnFlag)
+		db.SetMaxOpenConns(1)
+		schema, drop := scratch(db, "pgstore_ops_check")
+		st, err := pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{randomKey()}, SchemaName: schema, PruneInterval: -1})
+		if err != nil {
+			return err
+		}
+		c, err := login(st, "session", map[string]any{"user_id": 1})
+		if err != nil {
+			return err
+		}
+		r := newRequest(c)
+		s, err := st.Get(r, "session")
+		if err != nil {
+			return err
+		}
+		s.Values["n"] = 1
+		if err := st.Save(r, httptest.NewRecorder(), s); err != nil {
+			return err
+		}
+		if err := st.Regenerate(r, httptest.NewRecorder(), s); err != nil {
+			return err
+		}
+		if _, err := st.Revoke(context.Background(), "user_id", 1); err != nil {
+			return err
+		}
+		if _, err := st.Prune(context.Background()); err != nil {
+			return err
+		}
+		rows, err := db.Query(`SELECT name, left(regexp_replace(statement, '\s+', ' ', 'g'), 70) FROM pg_prepared_statements ORDER BY prepare_time`)
+		if err != nil {
+			return err
+		}
+		n := 0
+		fmt.Printf("%s: statements prepared on the pool's one connection:\n", driver)
+		for rows.Next() {
+			var name, stmt string
+			rows.Scan(&name, &stmt)
+			fmt.Printf("  %-14s %s\n", name, stmt)
+			n++
+		}
+		rows.Close()
+		fmt.Printf("  (%d)\n", n)
+		st.Close()
+		drop()
+		db.Close()
+	}
+	return nil
+}
+
+// partition: the store, unchanged, on hash- and range-partitioned tables
+// made by hand (SkipCreateTable), and two concurrent saves of one session.
+func partition() error {
+	db := open(*driverFlag, *dsnFlag)
+	defer db.Close()
+	schema, drop := scratch(db, "pgstore_ops_check")
+	defer drop()
+	q := func(s string) string { return strings.ReplaceAll(s, "S.", `"`+schema+`".`) }
+	ddl := []string{
+		`CREATE TABLE S.by_sid (sid varchar NOT NULL COLLATE "default", sess json NOT NULL, expire timestamp(6) NOT NULL, PRIMARY KEY (sid)) PARTITION BY HASH (sid)`,
+		`CREATE INDEX ON S.by_sid (expire)`,
+		`CREATE TABLE S.by_expire (sid varchar NOT NULL COLLATE "default", sess json NOT NULL, expire timestamp(6) NOT NULL, PRIMARY KEY (sid, expire)) PARTITION BY RANGE (expire)`,
+		`CREATE INDEX ON S.by_expire (expire)`,
+	}
+	for i := 0; i < 4; i++ {
+		ddl = append(ddl, fmt.Sprintf(`CREATE TABLE S.by_sid_%d PARTITION OF S.by_sid FOR VALUES WITH (MODULUS 4, REMAINDER %d)`, i, i))
+	}
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	for d := -3; d < 100; d++ {
+		from := today.AddDate(0, 0, d)
+		ddl = append(ddl, fmt.Sprintf(`CREATE TABLE S.by_expire_%s PARTITION OF S.by_expire FOR VALUES FROM ('%s') TO ('%s')`,
+			from.Format("20060102"), from.Format("2006-01-02"), from.AddDate(0, 0, 1).Format("2006-01-02")))
+	}
+	for _, stmt := range ddl {
+		if _, err := db.Exec(q(stmt)); err != nil {
+			return fmt.Errorf("%s: %v", stmt, err)
+		}
+	}
+	for _, table := range []string{"by_sid", "by_expire"} {
+		fmt.Printf("%s (%s):\n", table, *driverFlag)
+		st, err := pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{randomKey()}, SchemaName: schema, TableName: table,
+			SkipCreateTable: true, PruneInterval: -1})
+		if err != nil {
+			return fmt.Errorf("New with SkipCreateTable: %v", err)
+		}
+		st2, err := pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{randomKey()}, SchemaName: schema, TableName: table, PruneInterval: -1})
+		if err != nil {
+			return fmt.Errorf("New without SkipCreateTable on an existing partitioned table: %v", err)
+		}
+		st2.Close()
+		step := func(what string, err error) error {
+			if err != nil {
+				return fmt.Errorf("%s: %s: %w", table, what, err)
+			}
+			fmt.Printf("  %-58s ok\n", what)
+			return nil
+		}
+		c, err := login(st, "session", map[string]any{"user_id": 7, "n": 0})
+		if err := step("login (insert)", err); err != nil {
+			return err
+		}
+		r := newRequest(c)
+		s, err := st.Get(r, "session")
+		if err == nil && (s.IsNew || s.Values["user_id"] != 7) {
+			err = errors.New("session did not load")
+		}
+		if err := step("Get (load)", err); err != nil {
+			return err
+		}
+		s.Values["n"] = 1
+		if err := step("Save, values changed (update of sess)", st.Save(r, httptest.NewRecorder(), s)); err != nil {
+			return err
+		}
+		s.Options.MaxAge = 60 * 24 * 3600 // remember me: expire moves 30 days on
+		if err := step("Save, MaxAge 30 -> 60 days (update moving expire)", st.Save(r, httptest.NewRecorder(), s)); err != nil {
+			return err
+		}
+		w := httptest.NewRecorder()
+		if err := step("Regenerate (delete + insert in one statement)", st.Regenerate(r, w, s)); err != nil {
+			return err
+		}
+		fresh := w.Result().Cookies()[0]
+		if _, s := getSession(st, fresh); s == nil || s.Values["n"] != 1 {
+			return fmt.Errorf("%s: regenerated session did not load", table)
+		}
+		n, err := st.Revoke(context.Background(), "user_id", 7)
+		if err == nil && n != 1 {
+			err = fmt.Errorf("revoked %d, want 1", n)
+		}
+		if err := step("Revoke", err); err != nil {
+			return err
+		}
+		if _, err := db.Exec(q(`INSERT INTO S.` + table + ` SELECT 'old' || g, '{}', now() AT TIME ZONE 'UTC' - interval '1 hour' FROM generate_series(1, 2500) g`)); err != nil {
+			return err
+		}
+		n, err = st.Prune(context.Background())
+		if err == nil && n != 2500 {
+			err = fmt.Errorf("pruned %d, want 2500", n)
+		}
+		if err := step("Prune (2,500 expired rows, 3 batches)", err); err != nil {
+			return err
+		}
+		c, _ = login(st, "session", map[string]any{"user_id": 8})
+		r, s = getSession(st, c)
+		s.Options.MaxAge = -1
+		if err := step("logout (delete)", st.Save(r, httptest.NewRecorder(), s)); err != nil {
+			return err
+		}
+
+		// Two requests on one session: the first holds the row in an open
+		// transaction that moves its expire by two days (a touch); the
+		// second Saves meanwhile and waits for it.
+		c, _ = login(st, "session", map[string]any{"user_id": 9, "n": 0})
+		r, s = getSession(st, c)
+		id := s.ID
+		tx, err := db.Begin()
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(q(`UPDATE S.`+table+` SET expire = expire + interval '2 days' WHERE sid = $1`), id); err != nil {
+			tx.Rollback()
+			return err
+		}
+		done := make(chan error, 1)
+		go func() {
+			s.Values["n"] = 2
+			s.Options.MaxAge = 90 * 24 * 3600
+			done <- st.Save(r, httptest.NewRecorder(), s)
+		}()
+		time.Sleep(300 * time.Millisecond)
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+		err = <-done
+		fmt.Printf("  %-58s %v\n", "Save while another transaction moves the row:", errOrOK(err))
+		st.Close()
+	}
+	return nil
+}
+
+func errOrOK(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return "ERROR " + err.Error()
+}
+
+func getSession(st *pgstore.Store, c *http.Cookie) (*http.Request, *sessions.Session) {
+	r := newRequest(c)
+	s, err := st.Get(r, c.Name)
+	if err != nil {
+		return r, nil
+	}
+	return r, s
+}
+
+// traffic leaves a table in schema pgstore_ops_monitor with live, expired
+// and deleted sessions, for docs/ops/monitor.sql.
+func traffic() error {
+	db := open(*driverFlag, *dsnFlag)
+	defer db.Close()
+	db.Exec(`DROP SCHEMA IF EXISTS pgstore_ops_monitor CASCADE`)
+	if _, err := db.Exec(`CREATE SCHEMA pgstore_ops_monitor`); err != nil {
+		return err
+	}
+	st, err := pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{randomKey()}, SchemaName: "pgstore_ops_monitor", PruneInterval: -1})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	var cookies []*http.Cookie
+	for i := 0; i < 2000; i++ {
+		c, err := login(st, "session", map[string]any{"user_id": i % 500, "csrf": fmt.Sprintf("%032d", i)})
+		if err != nil {
+			return err
+		}
+		cookies = append(cookies, c)
+	}
+	for i, c := range cookies {
+		r, s := getSession(st, c)
+		if s == nil {
+			return errors.New("session did not load")
+		}
+		if i%2 == 0 {
+			s.Values["n"] = i
+		}
+		if i%4 == 0 {
+			s.Options.MaxAge = -1 // logout
+		}
+		if err := st.Save(r, httptest.NewRecorder(), s); err != nil {
+			return err
+		}
+	}
+	if _, err := db.Exec(`INSERT INTO pgstore_ops_monitor.user_sessions SELECT 'expired' || g, '{}', now() AT TIME ZONE 'UTC' - g * interval '1 minute' FROM generate_series(1, 300) g`); err != nil {
+		return err
+	}
+	if _, err := st.Revoke(context.Background(), "user_id", 42); err != nil {
+		return err
+	}
+	fmt.Println("left schema pgstore_ops_monitor: 1500 live sessions, 300 expired; drop it with DROP SCHEMA pgstore_ops_monitor CASCADE")
+	return nil
+}
+
+// pooler runs the store through a connection pooler (PgBouncer) with both
+// drivers and reports which operations fail, then whether the background
+// pruner's session-level advisory lock survives the pooler.
+func pooler() error {
+	if *directFlag == "" {
+		return errors.New("-direct (the server's own URL) is required")
+	}
+	direct := open("postgres", *directFlag)
+	defer direct.Close()
+	for _, driver := range []string{"postgres", "pgx"} {
+		schema, drop := scratch(direct, "pgstore_ops_check")
+		fmt.Printf("%s through %s:\n", driver, *dsnFlag)
+		db := open(driver, *dsnFlag)
+		db.SetMaxOpenConns(8)
+		db.SetMaxIdleConns(8)
+		var logs syncBuffer
+		logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		st, err := pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{randomKey()}, SchemaName: schema,
+			PruneInterval: 30 * time.Millisecond, Logger: logger})
+		if err != nil {
+			fmt.Printf("  New: ERROR %v\n", err)
+			db.Close()
+			drop()
+			continue
+		}
+		errs := map[string]int{}
+		var mu sync.Mutex
+		record := func(op string, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			key := op + ": ok"
+			if err != nil {
+				key = op + ": " + err.Error()
+			}
+			errs[key]++
+		}
+		if _, err := direct.Exec(`INSERT INTO "` + schema + `".user_sessions SELECT 'old' || g, '{}', now() AT TIME ZONE 'UTC' - interval '1 hour' FROM generate_series(1, 5000) g`); err != nil {
+			return err
+		}
+		var wg sync.WaitGroup
+		for g := 0; g < 8; g++ {
+			wg.Add(1)
+			go func(g int) {
+				defer wg.Done()
+				for i := 0; i < 25; i++ {
+					c, err := login(st, "session", map[string]any{"user_id": g})
+					record("login", err)
+					if err != nil {
+						continue
+					}
+					r := newRequest(c)
+					s, err := st.Get(r, "session")
+					if err == nil && s.IsNew {
+						err = errors.New("session did not load")
+					}
+					record("get", err)
+					if err != nil {
+						continue
+					}
+					s.Values["n"] = i
+					record("save", st.Save(r, httptest.NewRecorder(), s))
+					record("regenerate", st.Regenerate(r, httptest.NewRecorder(), s))
+					s.Options.MaxAge = -1
+					record("logout", st.Save(r, httptest.NewRecorder(), s))
+				}
+			}(g)
+		}
+		wg.Wait()
+		_, err = st.Revoke(context.Background(), "user_id", 3)
+		record("revoke", err)
+		time.Sleep(time.Second) // background pruner rounds
+		st.Close()
+		keys := make([]string, 0, len(errs))
+		for k := range errs {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Printf("  %4d x %s\n", errs[k], k)
+		}
+		out := logs.String()
+		fmt.Printf("  pruner rounds: %d pruned, %d skipped (lock busy), %d failed\n",
+			strings.Count(out, "msg=\"pgstore: pruned expired sessions\""), strings.Count(out, "another store is pruning"),
+			strings.Count(out, "pruning expired sessions failed"))
+		var expired, locks int
+		direct.QueryRow(`SELECT count(*) FROM "` + schema + `".user_sessions WHERE sid LIKE 'old%'`).Scan(&expired)
+		direct.QueryRow(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1
+			AND ((classid::bigint << 32) | objid::bigint) = ` + fmt.Sprint(goLockKey(schema, "user_sessions"))).Scan(&locks)
+		fmt.Printf("  expired rows left: %d of 5000; prune locks still held after Close: %d\n", expired, locks)
+		db.Close()
+		drop()
+	}
+	return nil
+}

@@ -1,0 +1,39 @@
+-- Included by partition.sql with :tbl set: pgstore's statements, by hand.
+DEALLOCATE ALL;
+PREPARE load AS SELECT sess, extract(epoch FROM expire AT TIME ZONE 'UTC')::float8 FROM :"tbl" WHERE sid = $1 AND expire > (to_timestamp($2) AT TIME ZONE 'UTC');
+PREPARE ins AS INSERT INTO :"tbl" (sid, sess, expire) VALUES ($1, $2, (to_timestamp($3) AT TIME ZONE 'UTC'));
+PREPARE upd AS UPDATE :"tbl" SET sess = $2, expire = (to_timestamp($3) AT TIME ZONE 'UTC') WHERE sid = $1 AND expire > (to_timestamp($4) AT TIME ZONE 'UTC');
+PREPARE updvalues AS UPDATE :"tbl" SET sess = $2 WHERE sid = $1 AND expire > (to_timestamp($3) AT TIME ZONE 'UTC');
+PREPARE del AS DELETE FROM :"tbl" WHERE sid = $1;
+PREPARE regen AS WITH gone AS (DELETE FROM :"tbl" WHERE sid = $1) INSERT INTO :"tbl" (sid, sess, expire) VALUES ($2, $3, (to_timestamp($4) AT TIME ZONE 'UTC'));
+PREPARE prune AS DELETE FROM :"tbl" WHERE sid IN (SELECT sid FROM :"tbl" WHERE expire < (to_timestamp($1) AT TIME ZONE 'UTC') LIMIT $2 FOR UPDATE SKIP LOCKED);
+PREPARE revoke AS DELETE FROM :"tbl" WHERE sess ->> 'user_id' = $1;
+
+BEGIN;
+\echo '-- each statement once (row counts)'
+EXECUTE load(:'live', :nowepoch);
+EXECUTE ins('brand-new-id', :'newsess', :expepoch);
+EXECUTE updvalues(:'live', :'newsess', :nowepoch);
+EXECUTE upd(:'live', :'newsess', :expepoch, :nowepoch);
+EXECUTE regen('brand-new-id', 'regenerated-id', :'newsess', :expepoch);
+EXECUTE del('regenerated-id');
+EXECUTE prune(:nowepoch, 1000);
+EXECUTE revoke('12345');
+ROLLBACK;
+
+\echo '-- load: custom plan, then generic plan'
+SET plan_cache_mode = force_custom_plan;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE load(:'live', :nowepoch);
+SET plan_cache_mode = force_generic_plan;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE load(:'live', :nowepoch);
+\echo '-- update (touch), generic plan'
+BEGIN;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE upd(:'live', :'newsess', :expepoch, :nowepoch);
+ROLLBACK;
+\echo '-- prune batch, custom plan'
+SET plan_cache_mode = force_custom_plan;
+BEGIN;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE prune(:nowepoch, 1000);
+ROLLBACK;
+RESET plan_cache_mode;
+DEALLOCATE ALL;
