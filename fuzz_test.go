@@ -129,6 +129,12 @@ func isEncodeError(err error) bool {
 // referenceDecode is what the JSON codec used to do: encoding/json with
 // UseNumber, then integral numbers to int.
 func referenceDecode(data []byte) (map[string]any, error) {
+	// Numbers beyond float64 are errors anywhere in the document, even in
+	// a member a later duplicate overwrites.
+	var probe any
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return nil, err
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var obj map[string]any

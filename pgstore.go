@@ -212,7 +212,7 @@ func (st *Store) prepare(ctx context.Context) error {
 		dst **sql.Stmt
 		sql string
 	}{
-		{&st.stmts.load, "SELECT sess, extract(epoch FROM expire AT TIME ZONE " + tz + ")::float8 FROM " + t +
+		{&st.stmts.load, "SELECT sess, date_part('epoch', expire AT TIME ZONE " + tz + ") FROM " + t +
 			" WHERE sid = $1 AND expire >= " + at("$2")},
 		{&st.stmts.insert, "INSERT INTO " + t + " (sid, sess, expire) VALUES ($1, $2, " + at("$3") + ")"},
 		{&st.stmts.update, "UPDATE " + t + " SET sess = $2, expire = " + at("$3") +
