@@ -23,6 +23,9 @@ type cookieFormat interface {
 	decode(name, value string) (id string, ok bool)
 	// idBytes is how many random bytes a new ID has.
 	idBytes() int
+	// current reports whether value was signed with the first (current)
+	// key, so that a cookie signed with an older key can be re-signed.
+	current(name, value string) bool
 }
 
 // newID returns a fresh session ID: n bytes from r, base64url without
@@ -125,6 +128,11 @@ func legacyGobID(b []byte) (string, bool) {
 }
 
 func (f *secureCookieFormat) idBytes() int { return nativeIDBytes }
+
+func (f *secureCookieFormat) current(name, value string) bool {
+	var id []byte
+	return securecookie.DecodeMulti(name, value, &id, f.codecs[0]) == nil
+}
 
 // logID is how a session ID appears in logs: a short hash that lets events
 // be correlated without revealing anything usable.

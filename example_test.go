@@ -30,7 +30,11 @@ func Example() {
 	defer store.Close()
 
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		session, _ := store.Get(r, "session")
+		session, err := store.Get(r, "session")
+		if err != nil && !errors.Is(err, pgstore.ErrCorrupt) {
+			http.Error(w, "sessions unavailable", http.StatusServiceUnavailable)
+			return
+		}
 		n, _ := session.Values["visits"].(int)
 		session.Values["visits"] = n + 1
 		if err := session.Save(r, w); err != nil {

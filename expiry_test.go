@@ -3,6 +3,7 @@ package pgstore_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"database/sql"
 	"encoding/json"
 	"log/slog"
@@ -490,4 +491,48 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// The prune batch goes through the indexes even in a generic plan (pgx
+// prepares statements by name and PostgreSQL switches to a generic plan
+// after five runs); an earlier form of the statement hash-joined the whole
+// table.
+func TestPrunePlanUsesIndexes(t *testing.T) {
+	db := sharedDB(t, "postgres")
+	st := newTestStore(t, db, pgstore.Config{})
+	insertRows(t, db, st.SchemaName(), 50_000, time.Now().Add(time.Hour), "live")
+	insertRows(t, db, st.SchemaName(), 2_000, time.Now().Add(-time.Hour), "old")
+	if _, err := db.Exec(`ANALYZE ` + qualified(st.SchemaName(), "user_sessions")); err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxTimeout(t)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, mode := range []string{"force_generic_plan", "force_custom_plan"} {
+		if _, err := conn.ExecContext(ctx, `SET plan_cache_mode = `+mode); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.ExecContext(ctx, `PREPARE prune_batch(float8, int) AS `+st.PruneSQL()); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := conn.QueryContext(ctx, fmt.Sprintf(`EXPLAIN EXECUTE prune_batch(%d, 1000)`, time.Now().Unix()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan strings.Builder
+		for rows.Next() {
+			var line string
+			rows.Scan(&line)
+			plan.WriteString(line + "\n")
+		}
+		rows.Close()
+		if strings.Contains(plan.String(), "Seq Scan") || strings.Contains(plan.String(), "Hash") {
+			t.Errorf("%s: prune batch scans the table:\n%s", mode, plan.String())
+		}
+		conn.ExecContext(ctx, `DEALLOCATE prune_batch`)
+	}
+	conn.ExecContext(ctx, `RESET plan_cache_mode`)
 }

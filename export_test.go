@@ -41,3 +41,6 @@ func (st *Store) SchemaName() string { return st.cfg.schema }
 
 // LockKey is the advisory lock key the store uses for purpose.
 func (st *Store) LockKey(purpose string) int64 { return st.cfg.lockKey(purpose) }
+
+// PruneSQL is the statement that deletes one batch of expired rows.
+func (st *Store) PruneSQL() string { return st.cfg.pruneSQL() }

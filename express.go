@@ -75,6 +75,12 @@ func (f *expressFormat) decode(_, value string) (string, bool) {
 
 func (f *expressFormat) idBytes() int { return expressIDBytes }
 
+func (f *expressFormat) current(name, value string) bool {
+	only := expressFormat{secrets: f.secrets[:1]}
+	_, ok := only.decode(name, value)
+	return ok
+}
+
 // encodeURIComponent escapes s as JavaScript's encodeURIComponent does,
 // which is how express-session writes its cookie values.
 func encodeURIComponent(s string) string {

@@ -31,6 +31,14 @@ var ErrSessionNotFound = errors.New("pgstore: session no longer exists")
 // Config.MaxLength. Nothing is written.
 var ErrTooLarge = errors.New("pgstore: session too large")
 
+// ErrCorrupt is wrapped by the error Get returns when a session's row exists
+// but cannot be read (its sess is not a JSON object, or not one this store's
+// codec can decode). The session returned with it is new and empty, and
+// saving it creates a new row under a new ID; the unreadable row is left for
+// inspection. Applications usually go on with the new session, where other
+// Get errors (the database is unreachable) call for failing the request.
+var ErrCorrupt = errors.New("pgstore: session row cannot be read")
+
 var errClosed = errors.New("pgstore: store is closed")
 
 // Store is a gorilla/sessions Store that keeps sessions in a PostgreSQL table
@@ -327,7 +335,8 @@ func (st *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 		// overwritten because the new session gets a new ID.
 		s.Values = make(map[any]any)
 		s.Options = &opts
-		return s, err
+		st.log.WarnContext(r.Context(), "pgstore: session row cannot be read", "session", logID(id), "err", err)
+		return s, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	st.remember(r, s, l)
 	return s, nil
@@ -580,9 +589,11 @@ func (st *Store) update(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 		l.expire = epoch(exp)
 		l.meta.cookie.expires = exp
 	}
-	// The cookie goes out again when its expiry moved; a browser-session
-	// cookie has none, so it never needs re-sending.
-	if touch && s.Options.MaxAge > 0 {
+	// The cookie goes out again when its expiry moved. A browser-session
+	// cookie has no expiry; it is re-sent only to re-sign it when the
+	// request's cookie was signed with an older key, so that rotated-out
+	// keys can be dropped while such sessions are in use.
+	if touch && (s.Options.MaxAge > 0 || st.signedWithOldKey(r, s.Name())) {
 		cookie, err := st.format.encode(s.Name(), s.ID)
 		if err != nil {
 			return err
@@ -590,6 +601,13 @@ func (st *Store) update(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 		st.setCookie(w, s, cookie, now, exp)
 	}
 	return nil
+}
+
+// signedWithOldKey reports whether the request's cookie called name was
+// signed with a key other than the current one.
+func (st *Store) signedWithOldKey(r *http.Request, name string) bool {
+	c, err := r.Cookie(name)
+	return err == nil && !st.format.current(name, c.Value)
 }
 
 // sameValues reports whether raw holds values equal to values. Only codecs

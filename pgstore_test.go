@@ -247,7 +247,7 @@ func TestGetUsesRequestContextAndReturnsSessionOnError(t *testing.T) {
 			t.Fatal(err)
 		}
 		s, err = st.Get(request(c), cookieName)
-		if err == nil || !strings.HasPrefix(err.Error(), "pgstore: ") {
+		if err == nil || !strings.HasPrefix(err.Error(), "pgstore: ") || errors.Is(err, pgstore.ErrCorrupt) {
 			t.Errorf("Get with the table dropped: err %v", err)
 		}
 		if s == nil || !s.IsNew {
@@ -405,7 +405,7 @@ func TestCorruptRow(t *testing.T) {
 				}
 				continue
 			}
-			if err == nil || !strings.HasPrefix(err.Error(), "pgstore: ") {
+			if err == nil || !strings.HasPrefix(err.Error(), "pgstore: ") || !errors.Is(err, pgstore.ErrCorrupt) {
 				t.Errorf("sess %s: err %v", bad, err)
 			}
 			if s == nil || !s.IsNew || len(s.Values) != 0 {
@@ -603,5 +603,83 @@ func TestWithConnectTimeout(t *testing.T) {
 		if got := pgstore.WithConnectTimeout(in); got != want {
 			t.Errorf("%q: got %q, want %q", in, got, want)
 		}
+	}
+}
+
+// An active browser-session cookie signed with a rotated-out key is
+// re-signed with the current key on its next touch, so the old key can be
+// dropped; one already signed with the current key is not re-sent.
+func TestBrowserSessionCookieResignedAfterRotation(t *testing.T) {
+	db := sharedDB(t, "postgres")
+	clk := newClock()
+	schema := pgtest.Schema(t, db)
+	old := newTestStore(t, db, pgstore.Config{SchemaName: schema}, pgstore.TestHooks{Now: clk.Now})
+	rotated := newTestStore(t, db, pgstore.Config{SchemaName: schema, KeyPairs: [][]byte{hashKey2, nil, hashKey1}}, pgstore.TestHooks{Now: clk.Now})
+	r, s := get(t, old, nil)
+	s.Values["user"] = "alice"
+	s.Options.MaxAge = 0
+	c := save(t, old, r, s)
+
+	clk.Advance(2 * time.Minute)
+	r, s = get(t, rotated, c)
+	resigned := save(t, rotated, r, s)
+	if resigned == nil {
+		t.Fatal("a cookie signed with the old key was not re-signed on touch")
+	}
+	decodeID(t, resigned, hashKey2)
+	if resigned.MaxAge != 0 || !resigned.Expires.IsZero() {
+		t.Errorf("re-signed cookie got a lifetime: %+v", resigned)
+	}
+	clk.Advance(2 * time.Minute)
+	r, s = get(t, rotated, resigned)
+	if again := save(t, rotated, r, s); again != nil {
+		t.Error("a cookie already signed with the current key was re-sent")
+	}
+}
+
+// The __Host- prefix (Secure, Path /, no Domain) works as a session name.
+func TestHostPrefixedCookie(t *testing.T) {
+	db := sharedDB(t, "postgres")
+	st := newTestStore(t, db, pgstore.Config{})
+	req := request()
+	s, err := st.Get(req, "__Host-session")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Values["user"] = "alice"
+	w := httptest.NewRecorder()
+	if err := st.Save(req, w, s); err != nil {
+		t.Fatal(err)
+	}
+	c := responseCookie(w, "__Host-session")
+	if c == nil || !c.Secure || c.Path != "/" || c.Domain != "" {
+		t.Fatalf("__Host- cookie %+v", c)
+	}
+	s2, err := st.Get(request(c), "__Host-session")
+	if err != nil || s2.Values["user"] != "alice" {
+		t.Fatalf("read back: %v %v", s2.Values, err)
+	}
+}
+
+// Issued cookies stay far below browsers' 4 KB limit: they carry an ID,
+// not values.
+func TestCookieLength(t *testing.T) {
+	db := sharedDB(t, "postgres")
+	plain := newTestStore(t, db, pgstore.Config{})
+	encrypted := newTestStore(t, db, pgstore.Config{KeyPairs: [][]byte{hashKey1, blockKey1}})
+	express := newTestStore(t, db, pgstore.Config{ExpressSecrets: []string{"secret"}})
+	big := map[any]any{"blob": strings.Repeat("x", 10_000)}
+	for name, st := range map[string]*pgstore.Store{"plain": plain, "encrypted": encrypted, "express": express} {
+		c := login(t, st, big)
+		if len(c.String()) > 300 {
+			t.Errorf("%s: Set-Cookie is %d bytes: %s", name, len(c.String()), c.String())
+		}
+	}
+	// Express IDs are express-session's: 32 base64url characters.
+	c := login(t, express, map[any]any{"a": 1})
+	v, _ := url.PathUnescape(c.Value)
+	id := strings.TrimPrefix(v[:strings.LastIndexByte(v, '.')], "s:")
+	if raw, err := base64.RawURLEncoding.DecodeString(id); err != nil || len(id) != 32 || len(raw) != 24 {
+		t.Errorf("express ID %q: %d chars", id, len(id))
 	}
 }

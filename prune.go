@@ -30,11 +30,21 @@ type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
+// pruneSQL deletes one batch of expired rows. The batch is picked through
+// the expire index (ORDER BY expire makes that the plan even when the
+// statement is prepared and planned generically, as pgx does), locked with
+// SKIP LOCKED so concurrent pruners and requests never wait on each other,
+// and deleted through the primary key as an array, never a join over the
+// whole table.
+func (s *settings) pruneSQL() string {
+	t := s.qualifiedTable()
+	return "DELETE FROM " + t + " WHERE sid = ANY(ARRAY(SELECT sid FROM " + t +
+		" WHERE expire < (to_timestamp($1) AT TIME ZONE " + quoteLiteral(s.timeZone) + ")" +
+		" ORDER BY expire LIMIT $2 FOR UPDATE SKIP LOCKED))"
+}
+
 func (st *Store) deleteExpired(ctx context.Context, ex execer) (int64, error) {
-	t := st.cfg.qualifiedTable()
-	query := "DELETE FROM " + t + " WHERE sid IN (SELECT sid FROM " + t +
-		" WHERE expire < (to_timestamp($1) AT TIME ZONE " + quoteLiteral(st.cfg.timeZone) + ")" +
-		" LIMIT $2 FOR UPDATE SKIP LOCKED)"
+	query := st.cfg.pruneSQL()
 	// One cutoff for the whole round, so a round always ends.
 	cutoff := epoch(st.now())
 	var total int64
@@ -132,10 +142,16 @@ func (st *Store) pruneRound(ctx context.Context) (n int64, locked bool, err erro
 		// Unlock even when ctx is cancelled. If that fails, the lock would
 		// live on in the pooled connection, so the connection is discarded
 		// instead, which releases the lock with its server session.
+		// The unlock can also "succeed" with false, when the statement ran
+		// on another server session than the lock (a transaction-mode
+		// pooler): discard the connection then too.
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if _, uerr := conn.ExecContext(uctx, "SELECT pg_advisory_unlock($1)", key); uerr != nil {
+		var unlocked bool
+		if uerr := conn.QueryRowContext(uctx, "SELECT pg_advisory_unlock($1)", key).Scan(&unlocked); uerr != nil || !unlocked {
 			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+			st.log.WarnContext(ctx, "pgstore: could not release the prune lock; dropped its connection",
+				"table", st.cfg.qualifiedTable(), "err", uerr)
 		}
 	}()
 	n, err = st.deleteExpired(ctx, conn)

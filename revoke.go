@@ -78,7 +78,9 @@ func (st *Store) Regenerate(r *http.Request, w http.ResponseWriter, s *sessions.
 // GobCodec are not, because their values are opaque to SQL.
 //
 // It runs one DELETE that examines every row; see docs/operations.md for the
-// expression index that makes it cheap when used often.
+// expression index that makes it cheap when used often. If the connection
+// fails after the server committed the DELETE, the retry finds nothing left
+// and the count is lower than what was deleted.
 func (st *Store) Revoke(ctx context.Context, key string, value any) (int64, error) {
 	if st.isClosed() {
 		return 0, errClosed

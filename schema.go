@@ -44,7 +44,8 @@ var ddlNames = []string{
 
 // ddl returns the statements that create the table described by s. They
 // run only inside ensureTable's locked transaction, after it has seen that
-// the table does not exist, so they need no IF NOT EXISTS.
+// the table does not exist; the IF NOT EXISTS kept from schema.sql is
+// harmless there.
 func (s *settings) ddl() []string {
 	r := strings.NewReplacer(append(ddlNames, `"user_sessions"`, s.qualifiedTable())...)
 	var stmts []string

@@ -39,13 +39,13 @@ SELECT translate(rtrim(encode(sha256(convert_to('s500000', 'UTF8')), 'base64'), 
 \set expepoch 1769411520
 \set newsess '{"_pgstore":{"created":1765497600},"csrf":"c4ca4238a0b923820dcc509a6f75849b","user":"alice@example.com","user_id":12345,"n":2}'
 
-PREPARE load AS SELECT sess, extract(epoch FROM expire AT TIME ZONE 'UTC')::float8 FROM "pgstore_ops_explain"."user_sessions" WHERE sid = $1 AND expire > (to_timestamp($2) AT TIME ZONE 'UTC');
+PREPARE load AS SELECT sess, extract(epoch FROM expire AT TIME ZONE 'UTC')::float8 FROM "pgstore_ops_explain"."user_sessions" WHERE sid = $1 AND expire >= (to_timestamp($2) AT TIME ZONE 'UTC');
 PREPARE ins AS INSERT INTO "pgstore_ops_explain"."user_sessions" (sid, sess, expire) VALUES ($1, $2, (to_timestamp($3) AT TIME ZONE 'UTC'));
-PREPARE upd AS UPDATE "pgstore_ops_explain"."user_sessions" SET sess = $2, expire = (to_timestamp($3) AT TIME ZONE 'UTC') WHERE sid = $1 AND expire > (to_timestamp($4) AT TIME ZONE 'UTC');
-PREPARE updvalues AS UPDATE "pgstore_ops_explain"."user_sessions" SET sess = $2 WHERE sid = $1 AND expire > (to_timestamp($3) AT TIME ZONE 'UTC');
+PREPARE upd AS UPDATE "pgstore_ops_explain"."user_sessions" SET sess = $2, expire = (to_timestamp($3) AT TIME ZONE 'UTC') WHERE sid = $1 AND expire >= (to_timestamp($4) AT TIME ZONE 'UTC');
+PREPARE updvalues AS UPDATE "pgstore_ops_explain"."user_sessions" SET sess = $2 WHERE sid = $1 AND expire >= (to_timestamp($3) AT TIME ZONE 'UTC');
 PREPARE del AS DELETE FROM "pgstore_ops_explain"."user_sessions" WHERE sid = $1;
 PREPARE regen AS WITH gone AS (DELETE FROM "pgstore_ops_explain"."user_sessions" WHERE sid = $1) INSERT INTO "pgstore_ops_explain"."user_sessions" (sid, sess, expire) VALUES ($2, $3, (to_timestamp($4) AT TIME ZONE 'UTC'));
-PREPARE prune AS DELETE FROM "pgstore_ops_explain"."user_sessions" WHERE sid IN (SELECT sid FROM "pgstore_ops_explain"."user_sessions" WHERE expire < (to_timestamp($1) AT TIME ZONE 'UTC') LIMIT $2 FOR UPDATE SKIP LOCKED);
+PREPARE prune AS DELETE FROM "pgstore_ops_explain"."user_sessions" WHERE sid = ANY(ARRAY(SELECT sid FROM "pgstore_ops_explain"."user_sessions" WHERE expire < (to_timestamp($1) AT TIME ZONE 'UTC') ORDER BY expire LIMIT $2 FOR UPDATE SKIP LOCKED));
 PREPARE revoke AS DELETE FROM "pgstore_ops_explain"."user_sessions" WHERE sess ->> 'user_id' = $1;
 
 \echo

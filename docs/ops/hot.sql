@@ -49,7 +49,7 @@ BEGIN
   FOREACH t IN ARRAY ARRAY['ff100', 'ff90', 'ff90_user_id'] LOOP
     FOR r IN 1..3 LOOP
       FOR g IN 1..10000 LOOP
-        EXECUTE format('UPDATE pgstore_ops_hot.%I SET sess = $2 WHERE sid = $1 AND expire > (to_timestamp($3) AT TIME ZONE ''UTC'')', t)
+        EXECUTE format('UPDATE pgstore_ops_hot.%I SET sess = $2 WHERE sid = $1 AND expire >= (to_timestamp($3) AT TIME ZONE ''UTC'')', t)
           USING pgstore_ops_hot.sid(g), pgstore_ops_hot.sess(g, r), 1764201600;
         COMMIT;
       END LOOP;
@@ -65,7 +65,7 @@ DECLARE t text; g int;
 BEGIN
   FOREACH t IN ARRAY ARRAY['ff100', 'ff90', 'ff90_user_id'] LOOP
     FOR g IN 1..10000 LOOP
-      EXECUTE format('UPDATE pgstore_ops_hot.%I SET sess = $2, expire = (to_timestamp($3) AT TIME ZONE ''UTC'') WHERE sid = $1 AND expire > (to_timestamp($4) AT TIME ZONE ''UTC'')', t)
+      EXECUTE format('UPDATE pgstore_ops_hot.%I SET sess = $2, expire = (to_timestamp($3) AT TIME ZONE ''UTC'') WHERE sid = $1 AND expire >= (to_timestamp($4) AT TIME ZONE ''UTC'')', t)
         USING pgstore_ops_hot.sid(g), pgstore_ops_hot.sess(g, 4), 1766880000 + g, 1764201600;
       COMMIT;
     END LOOP;

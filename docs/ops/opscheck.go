@@ -6,8 +6,11 @@
 // schema for monitor.sql; drop it by hand).
 //
 //	go run docs/ops/opscheck.go [-dsn URL] hostcookie
+//	go run docs/ops/opscheck.go [-dsn URL] rotation
+//	go run docs/ops/opscheck.go [-dsn URL] revokeothers
 //	go run docs/ops/opscheck.go [-dsn URL] lockkey
 //	go run docs/ops/opscheck.go [-dsn URL] prepared
+//	go run docs/ops/opscheck.go [-dsn URL] prunerole
 //	go run docs/ops/opscheck.go [-dsn URL] partition
 //	go run docs/ops/opscheck.go [-dsn URL] traffic
 //	go run docs/ops/opscheck.go -dsn POOLER_URL -direct SERVER_URL pooler
@@ -29,6 +32,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -57,16 +61,19 @@ func main() {
 		*dsnFlag = "postgres://root@127.0.0.1:5432/test?sslmode=disable"
 	}
 	checks := map[string]func() error{
-		"hostcookie": hostCookie,
-		"lockkey":    lockKey,
-		"prepared":   prepared,
-		"partition":  partition,
-		"traffic":    traffic,
-		"pooler":     pooler,
+		"hostcookie":   hostCookie,
+		"rotation":     rotation,
+		"revokeothers": revokeOthers,
+		"lockkey":      lockKey,
+		"prepared":     prepared,
+		"prunerole":    pruneRole,
+		"partition":    partition,
+		"traffic":      traffic,
+		"pooler":       pooler,
 	}
 	check := checks[flag.Arg(0)]
 	if check == nil {
-		log.Fatalf("usage: opscheck [-dsn URL] hostcookie|lockkey|prepared|partition|traffic|pooler")
+		log.Fatalf("usage: opscheck [-dsn URL] hostcookie|rotation|revokeothers|lockkey|prepared|prunerole|partition|traffic|pooler")
 	}
 	if err := check(); err != nil {
 		log.Fatalf("%s: FAIL: %v", flag.Arg(0), err)
@@ -186,6 +193,122 @@ func hostCookie() error {
 		return fmt.Errorf("the same value under another name loaded a session (new %v, err %v)", s3.IsNew, err)
 	}
 	fmt.Println("the same value under the name \"session\": rejected (new, empty session)")
+	return nil
+}
+
+// rotation: after a key rotation, a touch re-sends a cookie with a MaxAge
+// signed with the new key, so old keys can go once every live session has
+// been touched or has expired; a browser-session cookie (MaxAge 0) is never
+// re-sent and keeps its old signature.
+func rotation() error {
+	db := open("postgres", *dsnFlag)
+	defer db.Close()
+	schema, drop := scratch(db, "pgstore_ops_check")
+	defer drop()
+	oldKey, newKey := randomKey(), randomKey()
+	oldStore, err := pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{oldKey}, SchemaName: schema, PruneInterval: -1})
+	if err != nil {
+		return err
+	}
+	defer oldStore.Close()
+	// TouchInterval -1: every Save touches, standing in for a request that
+	// comes TouchInterval or more after the last write.
+	rotated, err := pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{newKey, nil, oldKey}, SchemaName: schema,
+		PruneInterval: -1, TouchInterval: -1})
+	if err != nil {
+		return err
+	}
+	defer rotated.Close()
+	newOnly, err := pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{newKey}, SchemaName: schema, PruneInterval: -1})
+	if err != nil {
+		return err
+	}
+	defer newOnly.Close()
+
+	for _, maxAge := range []int{pgstore.DefaultMaxAge, 0} {
+		r := newRequest()
+		s, _ := oldStore.Get(r, "session")
+		s.Values["user"] = "alice"
+		s.Options.MaxAge = maxAge
+		w := httptest.NewRecorder()
+		if err := oldStore.Save(r, w, s); err != nil {
+			return err
+		}
+		oldCookie := w.Result().Cookies()[0]
+		if _, s := getSession(newOnly, oldCookie); s == nil || !s.IsNew {
+			return errors.New("a store with only the new key read an old-key cookie")
+		}
+		r, s = getSession(rotated, oldCookie)
+		if s == nil || s.IsNew {
+			return errors.New("the rotated store did not read the old-key cookie")
+		}
+		w = httptest.NewRecorder()
+		if err := rotated.Save(r, w, s); err != nil {
+			return err
+		}
+		cookies := w.Result().Cookies()
+		if len(cookies) == 0 {
+			fmt.Printf("MaxAge %d: the touch sent no cookie; the browser keeps the old-key one\n", maxAge)
+			continue
+		}
+		if _, s := getSession(newOnly, cookies[0]); s == nil || s.IsNew || s.Values["user"] != "alice" {
+			return errors.New("the re-sent cookie does not verify with the new key alone")
+		}
+		fmt.Printf("MaxAge %d: the touch re-sent the cookie, signed with the new key\n", maxAge)
+	}
+	return nil
+}
+
+// revokeOthers: "log out my other sessions" is Revoke followed by
+// Regenerate of the current session, which Revoke deleted too.
+func revokeOthers() error {
+	db := open("postgres", *dsnFlag)
+	defer db.Close()
+	schema, drop := scratch(db, "pgstore_ops_check")
+	defer drop()
+	st, err := pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{randomKey()}, SchemaName: schema, PruneInterval: -1})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	var others []*http.Cookie
+	for i := 0; i < 3; i++ {
+		c, err := login(st, "session", map[string]any{"user_id": 42})
+		if err != nil {
+			return err
+		}
+		others = append(others, c)
+	}
+	bob, err := login(st, "session", map[string]any{"user_id": 7})
+	if err != nil {
+		return err
+	}
+	current, err := login(st, "session", map[string]any{"user_id": 42})
+	if err != nil {
+		return err
+	}
+	r, s := getSession(st, current)
+	n, err := st.Revoke(r.Context(), "user_id", 42)
+	if err != nil {
+		return err
+	}
+	w := httptest.NewRecorder()
+	if err := st.Regenerate(r, w, s); err != nil {
+		return err
+	}
+	fresh := w.Result().Cookies()[0]
+	if _, s := getSession(st, fresh); s == nil || s.IsNew || s.Values["user_id"] != 42 {
+		return errors.New("the current user lost the session")
+	}
+	for _, c := range append(others, current) {
+		if _, s := getSession(st, c); s == nil || !s.IsNew {
+			return errors.New("a revoked session still loads")
+		}
+	}
+	if _, s := getSession(st, bob); s == nil || s.IsNew {
+		return errors.New("another user's session was revoked")
+	}
+	fmt.Printf("Revoke deleted %d sessions (the current one included); Regenerate gave the current user a new one; the other user's session stays\n", n)
 	return nil
 }
 
@@ -338,6 +461,50 @@ func prepared() error {
 		st.Close()
 		drop()
 		db.Close()
+	}
+	return nil
+}
+
+// pruneRole: a role with SELECT, UPDATE and DELETE (no INSERT, no CREATE)
+// can make a Store and Prune. Needs a superuser DSN and a server that lets
+// the new role connect without a password; creates and drops the role.
+func pruneRole() error {
+	admin := open("postgres", *dsnFlag)
+	defer admin.Close()
+	schema, drop := scratch(admin, "pgstore_ops_check")
+	defer drop()
+	role := schema + "_pruner"
+	for _, q := range []string{
+		`CREATE ROLE "` + role + `" LOGIN`,
+		`CREATE TABLE "` + schema + `".user_sessions ("sid" varchar NOT NULL COLLATE "default", "sess" json NOT NULL, "expire" timestamp(6) NOT NULL, PRIMARY KEY ("sid"))`,
+		`CREATE INDEX ON "` + schema + `".user_sessions (expire)`,
+		`INSERT INTO "` + schema + `".user_sessions SELECT 'x' || g, '{}', now() AT TIME ZONE 'UTC' - interval '1 hour' FROM generate_series(1, 1500) g`,
+		`GRANT USAGE ON SCHEMA "` + schema + `" TO "` + role + `"`,
+		`GRANT SELECT, UPDATE, DELETE ON "` + schema + `".user_sessions TO "` + role + `"`,
+	} {
+		if _, err := admin.Exec(q); err != nil {
+			return fmt.Errorf("%s: %v", q, err)
+		}
+	}
+	defer admin.Exec(`DROP OWNED BY "` + role + `"; DROP ROLE "` + role + `"`)
+	u, err := url.Parse(*dsnFlag)
+	if err != nil || u.Scheme == "" {
+		return errors.New("prunerole needs a URL DSN")
+	}
+	u.User = url.User(role)
+	db := open("postgres", u.String())
+	defer db.Close()
+	for _, skip := range []bool{true, false} {
+		st, err := pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{randomKey()}, SchemaName: schema, SkipCreateTable: skip, PruneInterval: -1})
+		if err != nil {
+			return fmt.Errorf("New with SkipCreateTable %v: %w", skip, err)
+		}
+		n, err := st.Prune(context.Background())
+		st.Close()
+		if err != nil {
+			return err
+		}
+		fmt.Printf("role with SELECT, UPDATE, DELETE, SkipCreateTable %v: New ok, Prune deleted %d\n", skip, n)
 	}
 	return nil
 }

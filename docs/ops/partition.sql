@@ -51,6 +51,12 @@ FROM generate_series(1, 20000) g;
 INSERT INTO by_expire SELECT * FROM by_sid;
 VACUUM ANALYZE by_sid, by_expire;
 
+\echo 'New accepts both (relkind p) and finds their expire index (schema.go tableExists, checkExpireIndex):'
+SELECT t AS "table", (SELECT relkind::text FROM pg_class WHERE oid = to_regclass(t)) AS relkind,
+       (SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+          WHERE i.indrelid = to_regclass(t) AND a.attname = 'expire')) AS expire_index
+FROM unnest(ARRAY['by_sid', 'by_expire']) t;
+
 SELECT translate(rtrim(encode(sha256(convert_to('p150000', 'UTF8')), 'base64'), '='), '+/', '-_') AS live \gset
 \set nowepoch 1765497600
 \set expepoch 1768089600

@@ -1,16 +1,18 @@
 -- Included by partition.sql with :tbl set: pgstore's statements, by hand.
 DEALLOCATE ALL;
-PREPARE load AS SELECT sess, extract(epoch FROM expire AT TIME ZONE 'UTC')::float8 FROM :"tbl" WHERE sid = $1 AND expire > (to_timestamp($2) AT TIME ZONE 'UTC');
+PREPARE load AS SELECT sess, extract(epoch FROM expire AT TIME ZONE 'UTC')::float8 FROM :"tbl" WHERE sid = $1 AND expire >= (to_timestamp($2) AT TIME ZONE 'UTC');
 PREPARE ins AS INSERT INTO :"tbl" (sid, sess, expire) VALUES ($1, $2, (to_timestamp($3) AT TIME ZONE 'UTC'));
-PREPARE upd AS UPDATE :"tbl" SET sess = $2, expire = (to_timestamp($3) AT TIME ZONE 'UTC') WHERE sid = $1 AND expire > (to_timestamp($4) AT TIME ZONE 'UTC');
-PREPARE updvalues AS UPDATE :"tbl" SET sess = $2 WHERE sid = $1 AND expire > (to_timestamp($3) AT TIME ZONE 'UTC');
+PREPARE upd AS UPDATE :"tbl" SET sess = $2, expire = (to_timestamp($3) AT TIME ZONE 'UTC') WHERE sid = $1 AND expire >= (to_timestamp($4) AT TIME ZONE 'UTC');
+PREPARE updvalues AS UPDATE :"tbl" SET sess = $2 WHERE sid = $1 AND expire >= (to_timestamp($3) AT TIME ZONE 'UTC');
 PREPARE del AS DELETE FROM :"tbl" WHERE sid = $1;
 PREPARE regen AS WITH gone AS (DELETE FROM :"tbl" WHERE sid = $1) INSERT INTO :"tbl" (sid, sess, expire) VALUES ($2, $3, (to_timestamp($4) AT TIME ZONE 'UTC'));
-PREPARE prune AS DELETE FROM :"tbl" WHERE sid IN (SELECT sid FROM :"tbl" WHERE expire < (to_timestamp($1) AT TIME ZONE 'UTC') LIMIT $2 FOR UPDATE SKIP LOCKED);
+PREPARE prune AS DELETE FROM :"tbl" WHERE sid = ANY(ARRAY(SELECT sid FROM :"tbl" WHERE expire < (to_timestamp($1) AT TIME ZONE 'UTC') ORDER BY expire LIMIT $2 FOR UPDATE SKIP LOCKED));
 PREPARE revoke AS DELETE FROM :"tbl" WHERE sess ->> 'user_id' = $1;
 
-BEGIN;
+\set quiet_was :QUIET
+\set QUIET off
 \echo '-- each statement once (row counts)'
+BEGIN;
 EXECUTE load(:'live', :nowepoch);
 EXECUTE ins('brand-new-id', :'newsess', :expepoch);
 EXECUTE updvalues(:'live', :'newsess', :nowepoch);
@@ -20,6 +22,7 @@ EXECUTE del('regenerated-id');
 EXECUTE prune(:nowepoch, 1000);
 EXECUTE revoke('12345');
 ROLLBACK;
+\set QUIET :quiet_was
 
 \echo '-- load: custom plan, then generic plan'
 SET plan_cache_mode = force_custom_plan;

@@ -7,7 +7,7 @@
 -- drops the schema. Takes a few minutes and about 2 GB of disk while it runs.
 -- Set rows with -v rows=N to measure another count.
 --
---   small:   native cookie (43-character ID), ~100-byte sess
+--   small:   native cookie (43-character ID), ~120-byte sess
 --   large:   native cookie, ~1 KB sess
 --   express: Express mode (32-character ID), the cookie member in sess
 --
