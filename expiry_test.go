@@ -3,9 +3,9 @@ package pgstore_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
