@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
 )
 
@@ -196,6 +197,39 @@ func FuzzJSONReaderMatchesEncodingJSON(f *testing.F) {
 		}
 		if werr == nil && !reflect.DeepEqual(want, got) {
 			t.Fatalf("for %q:\nencoding/json %#v\nreader        %#v", data, want, got)
+		}
+	})
+}
+
+// FuzzSecureCookieVerify: the store's own verification accepts exactly
+// what securecookie.DecodeMulti accepts, with the same payload, for any
+// cookie value and name, across rotated, encrypted and shared-hash-key
+// pairs.
+func FuzzSecureCookieVerify(f *testing.F) {
+	pairs := [][]byte{
+		bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{3}, 32),
+		bytes.Repeat([]byte{2}, 32), nil,
+		bytes.Repeat([]byte{1}, 32), nil, // shares the first hash key
+	}
+	ours := newSecureCookieFormat(pairs)
+	reference := securecookie.CodecsFromPairs(pairs...)
+	for _, c := range reference {
+		c.(*securecookie.SecureCookie).MaxAge(0).SetSerializer(securecookie.NopEncoder{})
+	}
+	for _, c := range reference {
+		v, _ := c.Encode("session", []byte("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"))
+		f.Add("session", v)
+		f.Add("other", v)
+	}
+	f.Fuzz(func(t *testing.T, name, value string) {
+		var want []byte
+		werr := securecookie.DecodeMulti(name, value, &want, reference...)
+		got, ok := ours.verify(name, value, ours.keys)
+		if (werr == nil) != ok {
+			t.Fatalf("name %q value %q: securecookie err %v, ours ok %v", name, value, werr, ok)
+		}
+		if ok && !bytes.Equal(got, want) {
+			t.Fatalf("payload %q, securecookie %q", got, want)
 		}
 	})
 }

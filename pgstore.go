@@ -287,6 +287,9 @@ func (st *Store) queryContext(ctx context.Context) (context.Context, context.Can
 	if st.cfg.queryTimeout <= 0 {
 		return ctx, func() {}
 	}
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= st.cfg.queryTimeout {
+		return ctx, func() {} // already bounded at least as tightly
+	}
 	return context.WithTimeout(ctx, st.cfg.queryTimeout)
 }
 
