@@ -22,10 +22,12 @@ import (
 )
 
 // Store-level benchmarks against the real PostgreSQL, with a raw-SQL
-// baseline on the same pool. Run them all in one go so that the ratios come
-// from one run:
+// baseline on the same pool and rows (RawSelect, RawUpdate,
+// RawSelectUpdate), each next to the store operation it bounds, so that
+// ratios come from one run. On a shared machine, repeat whole runs rather
+// than using -count, which repeats each sub-benchmark back to back:
 //
-//	go test -run '^$' -bench 'Store|RawSQL' -benchmem -count 5 . | tee bench.txt
+//	for i in 1 2 3 4 5; do go test -run '^$' -bench Store -benchmem .; done | tee bench.txt
 //
 // PGSTORE_BENCH_DRIVER=pgx switches from lib/pq to pgx's stdlib driver.
 
@@ -46,6 +48,7 @@ type benchEnv struct {
 	schema  string
 	cookies []*http.Cookie
 	ids     []string
+	sess    []string // each session's sess as stored, for the raw baseline
 }
 
 func newBenchEnv(b *testing.B, cfg pgstore.Config) *benchEnv {
@@ -60,6 +63,11 @@ func newBenchEnv(b *testing.B, cfg pgstore.Config) *benchEnv {
 		c := login(b, e.st, map[any]any{"user_id": 1000 + i, "user": fmt.Sprintf("user%d@example.com", i), "csrf": "0123456789abcdef0123456789abcdef"})
 		e.cookies = append(e.cookies, c)
 		e.ids = append(e.ids, decodeID(b, c))
+		var sess string
+		if err := db.QueryRow(`SELECT sess FROM `+qualified(e.schema, "user_sessions")+` WHERE sid = $1`, e.ids[i]).Scan(&sess); err != nil {
+			b.Fatal(err)
+		}
+		e.sess = append(e.sess, sess)
 	}
 	return e
 }
@@ -72,7 +80,7 @@ type benchRequest struct {
 }
 
 func (e *benchEnv) request(i int) *benchRequest {
-	r := httptest.NewRequest(http.MethodGet, "http://example.test/", nil)
+	r := httptest.NewRequest(http.MethodGet, "http://example.test/", nil).WithContext(requestContext())
 	if i >= 0 {
 		r.AddCookie(&http.Cookie{Name: cookieName, Value: e.cookies[i%len(e.cookies)].Value})
 	}
@@ -82,6 +90,16 @@ func (e *benchEnv) request(i int) *benchRequest {
 func (br *benchRequest) reset() *http.Request {
 	br.r = br.orig
 	return &br.r
+}
+
+// requestContext is a context like the one net/http gives every handler:
+// cancellable. Both the store and the raw baseline query with one, as any
+// server does; with context.Background, lib/pq would skip its per-query
+// cancel watcher, which no server request does.
+func requestContext() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	_ = cancel // lives as long as the benchmark process
+	return ctx
 }
 
 // discard is a ResponseWriter that keeps nothing.
@@ -140,14 +158,44 @@ func BenchmarkStore(b *testing.B) {
 		return reqs
 	}
 
+	// The floor, on the same pool and rows: a prepared SELECT and a
+	// prepared UPDATE writing a sess of the same size, with no signing,
+	// no decoding and no expiry logic.
+	table := qualified(e.schema, "user_sessions")
+	sel, err := e.db.Prepare(`SELECT sess FROM ` + table + ` WHERE sid = $1`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sel.Close()
+	upd, err := e.db.Prepare(`UPDATE ` + table + ` SET sess = $2 WHERE sid = $1`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer upd.Close()
+	ctx := requestContext()
+	rawSelect := func(b *testing.B, w int) {
+		var sess []byte
+		if err := sel.QueryRowContext(ctx, e.ids[w]).Scan(&sess); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rawUpdate := func(b *testing.B, w, i int) {
+		if _, err := upd.ExecContext(ctx, e.ids[w], `{"n":`+strconv.Itoa(i)+`,`+e.sess[w][1:]); err != nil {
+			b.Fatal(err)
+		}
+	}
+
 	b.Run("GetHit", func(b *testing.B) {
 		reqs := perWorker(true)
 		run(b, func(b *testing.B, w, _ int) { load(b, reqs[w]) })
 	})
+	b.Run("RawSelect", func(b *testing.B) {
+		run(b, func(b *testing.B, w, _ int) { rawSelect(b, w) })
+	})
 	b.Run("GetBadCookie", func(b *testing.B) {
 		reqs := make([]*benchRequest, benchSessions)
 		for i := range reqs {
-			r := httptest.NewRequest(http.MethodGet, "http://example.test/", nil)
+			r := httptest.NewRequest(http.MethodGet, "http://example.test/", nil).WithContext(requestContext())
 			r.AddCookie(&http.Cookie{Name: cookieName, Value: e.cookies[i].Value[:40] + "AAAAAAAAAAAAAAAA" + e.cookies[i].Value[56:]})
 			reqs[i] = &benchRequest{r: *r, orig: *r}
 		}
@@ -167,7 +215,22 @@ func BenchmarkStore(b *testing.B) {
 			}
 		})
 	})
+	// SaveModified times the Save alone (serial only: the Get before it
+	// runs with the timer stopped); GetSaveModified is the whole request.
 	b.Run("SaveModified", func(b *testing.B) {
+		b.ReportAllocs()
+		br := e.request(0)
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			r, s := load(b, br)
+			s.Values["n"] = i
+			b.StartTimer()
+			if err := e.st.Save(r, newDiscard(), s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("GetSaveModified", func(b *testing.B) {
 		reqs := perWorker(true)
 		run(b, func(b *testing.B, w, i int) {
 			r, s := load(b, reqs[w])
@@ -175,6 +238,18 @@ func BenchmarkStore(b *testing.B) {
 			if err := e.st.Save(r, newDiscard(), s); err != nil {
 				b.Fatal(err)
 			}
+		})
+	})
+	b.Run("RawUpdate", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			rawUpdate(b, 0, i)
+		}
+	})
+	b.Run("RawSelectUpdate", func(b *testing.B) {
+		run(b, func(b *testing.B, w, i int) {
+			rawSelect(b, w)
+			rawUpdate(b, w, i)
 		})
 	})
 	b.Run("NewSave", func(b *testing.B) {
@@ -195,38 +270,6 @@ func BenchmarkStore(b *testing.B) {
 			s, _ := e.st.New(r, cookieName)
 			s.Values["user_id"] = i
 			if err := e.st.Regenerate(r, newDiscard(), s); err != nil {
-				b.Fatal(err)
-			}
-		})
-	})
-}
-
-// BenchmarkRawSQL is the floor: a prepared SELECT and a prepared UPDATE on
-// the same pool and table shape, with no signing and no decoding.
-func BenchmarkRawSQL(b *testing.B) {
-	e := newBenchEnv(b, pgstore.Config{})
-	table := qualified(e.schema, "user_sessions")
-	sel, err := e.db.Prepare(`SELECT sess FROM ` + table + ` WHERE sid = $1`)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer sel.Close()
-	upd, err := e.db.Prepare(`UPDATE ` + table + ` SET sess = $2 WHERE sid = $1`)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer upd.Close()
-	b.Run("Select", func(b *testing.B) {
-		run(b, func(b *testing.B, w, _ int) {
-			var sess []byte
-			if err := sel.QueryRow(e.ids[w]).Scan(&sess); err != nil {
-				b.Fatal(err)
-			}
-		})
-	})
-	b.Run("Update", func(b *testing.B) {
-		run(b, func(b *testing.B, w, i int) {
-			if _, err := upd.Exec(e.ids[w], `{"user_id":`+strconv.Itoa(i)+`}`); err != nil {
 				b.Fatal(err)
 			}
 		})
