@@ -511,6 +511,18 @@ func (st *Store) insert(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 	if len(s.Values) == 0 {
 		return nil
 	}
+	return st.create(r, w, s, "insert", func(ctx context.Context, sid, sess string, exp float64) error {
+		_, err := st.stmts.insert.ExecContext(ctx, sid, sess, exp)
+		return err
+	})
+}
+
+// create stores s as a new session under a fresh ID: write runs the
+// statement with the new sid, the encoded sess and its expiry. The session
+// clock (created) starts now. On success s carries the new ID and its
+// cookie is set.
+func (st *Store) create(r *http.Request, w http.ResponseWriter, s *sessions.Session, op string,
+	write func(ctx context.Context, sid, sess string, exp float64) error) error {
 	now := st.now()
 	m := meta{created: now.Unix()}
 	st.setMaxAge(&m, s.Options)
@@ -528,12 +540,12 @@ func (st *Store) insert(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 		return err
 	}
 	err = st.retryInsert(r.Context(), func(ctx context.Context) error {
-		_, err := st.stmts.insert.ExecContext(ctx, st.sid(id), string(sess), epoch(exp))
-		return err
+		return write(ctx, st.sid(id), string(sess), epoch(exp))
 	})
 	if err != nil {
-		return fmt.Errorf("pgstore: insert session: %w", err)
+		return fmt.Errorf("pgstore: %s session: %w", op, err)
 	}
+	forget(r, s)
 	s.ID = id
 	s.IsNew = false
 	st.setCookie(w, s, cookie, now, exp)

@@ -31,39 +31,14 @@ func (st *Store) Regenerate(r *http.Request, w http.ResponseWriter, s *sessions.
 	if s.Options.MaxAge < 0 {
 		return st.destroy(r, w, s)
 	}
-	now := st.now()
-	m := meta{created: now.Unix()}
-	st.setMaxAge(&m, s.Options)
-	exp := st.expiry(now, s.Options, m.created)
-	sess, err := st.encode(s, m, exp)
-	if err != nil {
-		return err
-	}
-	id, err := newID(st.rand, st.format.idBytes())
-	if err != nil {
-		return err
-	}
-	cookie, err := st.format.encode(s.Name(), id)
-	if err != nil {
-		return err
-	}
 	oldSID := ""
 	if s.ID != "" {
 		oldSID = st.sid(s.ID)
 	}
-	err = st.retryInsert(r.Context(), func(ctx context.Context) error {
-		_, err := st.stmts.regenerate.ExecContext(ctx, oldSID, st.sid(id), string(sess), epoch(exp))
+	return st.create(r, w, s, "regenerate", func(ctx context.Context, sid, sess string, exp float64) error {
+		_, err := st.stmts.regenerate.ExecContext(ctx, oldSID, sid, sess, exp)
 		return err
 	})
-	if err != nil {
-		return fmt.Errorf("pgstore: regenerate session: %w", err)
-	}
-	forget(r, s)
-	s.ID = id
-	s.IsNew = false
-	st.setCookie(w, s, cookie, now, exp)
-	st.remember(r, s, &loaded{id: id, raw: sess, expire: epoch(exp), meta: m})
-	return nil
 }
 
 // Revoke deletes every session whose value at key equals value, for example
