@@ -642,14 +642,22 @@ func (st *Store) sameValues(raw []byte, values map[any]any) bool {
 }
 
 // destroy deletes the session's row and expires its cookie. The cookie is
-// expired even when the delete fails, and the error is returned.
+// expired even when the delete fails, and the error is returned, so that a
+// logout is never reported done while the session lives on.
 func (st *Store) destroy(r *http.Request, w http.ResponseWriter, s *sessions.Session) error {
 	http.SetCookie(w, sessions.NewCookie(s.Name(), "", s.Options))
 	forget(r, s)
-	if s.ID == "" {
-		return nil
-	}
 	id := s.ID
+	if id == "" {
+		// Get may have failed (the database was down) and handed out a new
+		// session; the request's cookie still names the session to end.
+		if c, err := r.Cookie(s.Name()); err == nil {
+			id, _ = st.format.decode(s.Name(), c.Value)
+		}
+		if id == "" {
+			return nil
+		}
+	}
 	s.ID = ""
 	err := st.retry(r.Context(), func(ctx context.Context) error {
 		_, err := st.stmts.delete.ExecContext(ctx, st.sid(id))

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gorilla/securecookie"
+	"github.com/gorilla/sessions"
 
 	"github.com/pgsessions/pgstore"
 	"github.com/pgsessions/pgstore/internal/pgtest"
@@ -593,4 +594,25 @@ func TestRevokeOthersThenRegenerate(t *testing.T) {
 	if _, s := get(t, st, stranger); s.Values["user_id"] != 7 {
 		t.Error("another user's session was revoked")
 	}
+}
+
+// A logout whose Get failed (the database was down, so the session handed
+// out was new and empty) still ends the session named by the cookie, or
+// reports that it could not: it never claims success while the row lives.
+func TestLogoutAfterFailedGet(t *testing.T) {
+	eachDriver(t, func(t *testing.T, db *sql.DB) {
+		st := newTestStore(t, db, pgstore.Config{})
+		c := login(t, st, map[any]any{"user": "alice"})
+		r := request(c)
+		s := sessions.NewSession(st, cookieName) // what Get returns on a database error
+		s.Options = pgstore.DefaultOptions()
+		s.IsNew = true
+		s.Options.MaxAge = -1
+		if err := st.Save(r, httptest.NewRecorder(), s); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := row(t, db, st.SchemaName(), decodeID(t, c)); ok {
+			t.Fatal("logout left the row behind")
+		}
+	})
 }
