@@ -290,7 +290,7 @@ func (st *Store) queryContext(ctx context.Context) (context.Context, context.Can
 	if d, ok := ctx.Deadline(); ok && time.Until(d) <= st.cfg.queryTimeout {
 		return ctx, func() {} // already bounded at least as tightly
 	}
-	return context.WithTimeout(ctx, st.cfg.queryTimeout)
+	return context.WithTimeoutCause(ctx, st.cfg.queryTimeout, errQueryTimeout)
 }
 
 // epoch turns t into the float seconds bound to to_timestamp.

@@ -347,6 +347,9 @@ func TestQueryTimeout(t *testing.T) {
 		if err == nil || s == nil || !s.IsNew {
 			t.Fatalf("Get on a locked table: %v", err)
 		}
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "Config.QueryTimeout") {
+			t.Errorf("timeout error does not say what happened: %v", err)
+		}
 	})
 }
 

@@ -4,12 +4,17 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/url"
 	"strings"
 	"syscall"
 )
+
+// errQueryTimeout is the cause of a query cancelled by Config.QueryTimeout.
+// It wraps context.DeadlineExceeded, so callers can test for either.
+var errQueryTimeout = fmt.Errorf("query took longer than Config.QueryTimeout: %w", context.DeadlineExceeded)
 
 // attempts is how often a statement is tried when the connection it ran on
 // turns out to be dead, as every pooled connection is after a database
@@ -24,6 +29,9 @@ func (st *Store) retry(ctx context.Context, op func(context.Context) error) erro
 		qctx, cancel := st.queryContext(ctx)
 		err = op(qctx)
 		timedOut := qctx.Err() != nil
+		if err != nil && context.Cause(qctx) == errQueryTimeout {
+			err = fmt.Errorf("%w (%v): %w", errQueryTimeout, st.cfg.queryTimeout, err)
+		}
 		cancel()
 		if err == nil || timedOut || !isConnError(err) {
 			return err
