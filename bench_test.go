@@ -18,6 +18,7 @@ import (
 	"github.com/gorilla/sessions"
 
 	"github.com/pgsessions/pgstore"
+	"github.com/pgsessions/pgstore/internal/cpustat"
 	"github.com/pgsessions/pgstore/internal/pgtest"
 )
 
@@ -116,16 +117,20 @@ func (d *discard) WriteHeader(int)             {}
 
 func newDiscard() *discard { return &discard{h: http.Header{}} }
 
-// run runs op serially and in parallel, each worker on its own session.
-func run(b *testing.B, op func(b *testing.B, worker, i int)) {
+// run runs op serially and in parallel, each worker on its own session,
+// and reports the CPU time each op cost this process and PostgreSQL.
+func (e *benchEnv) run(b *testing.B, op func(b *testing.B, worker, i int)) {
 	b.Run("serial", func(b *testing.B) {
 		b.ReportAllocs()
+		m := startCPU(b, e.db)
 		for i := 0; i < b.N; i++ {
 			op(b, 0, i)
 		}
+		m.report(b)
 	})
 	b.Run("parallel", func(b *testing.B) {
 		b.ReportAllocs()
+		m := startCPU(b, e.db)
 		var next atomic.Int64
 		b.RunParallel(func(pb *testing.PB) {
 			worker := int(next.Add(1)) % benchSessions
@@ -133,7 +138,73 @@ func run(b *testing.B, op func(b *testing.B, worker, i int)) {
 				op(b, worker, i)
 			}
 		})
+		m.report(b)
 	})
+}
+
+// cpuMeter measures the CPU time a benchmark costs per op on each side of
+// the connection: this process (client-µs/op: the driver, database/sql and
+// the store) and the PostgreSQL backends of db (pg-µs/op). On two cores a
+// parallel benchmark is bound by their sum, so these explain the parallel
+// figures where wall time alone cannot. Each is reported only when it can
+// be read: on Linux, and for pg-µs/op with the server on this machine.
+type cpuMeter struct {
+	db   *sql.DB
+	self time.Duration
+	pg   map[int]time.Duration
+	err  error
+}
+
+// startCPU samples CPU times with the benchmark timer stopped, then resets
+// the timer.
+func startCPU(b *testing.B, db *sql.DB) *cpuMeter {
+	b.StopTimer()
+	defer b.ResetTimer()
+	defer b.StartTimer()
+	m := &cpuMeter{db: db}
+	m.self, m.err = cpustat.Self()
+	m.pg = backendCPU(db)
+	return m
+}
+
+func (m *cpuMeter) report(b *testing.B) {
+	b.StopTimer()
+	if m.err != nil || b.N == 0 {
+		return
+	}
+	self, err := cpustat.Self()
+	if err != nil {
+		return
+	}
+	perOp := func(d time.Duration) float64 { return float64(d) / 1e3 / float64(b.N) }
+	b.ReportMetric(perOp(self-m.self), "client-µs/op")
+	var pg time.Duration
+	for pid, after := range backendCPU(m.db) {
+		pg += after - m.pg[pid] // a backend that started meanwhile counts from zero
+	}
+	if pg > 0 {
+		b.ReportMetric(perOp(pg), "pg-µs/op")
+	}
+}
+
+// backendCPU returns the CPU time so far of each backend connected to db's
+// database, leaving out those that cannot be read (another machine's).
+func backendCPU(db *sql.DB) map[int]time.Duration {
+	cpu := make(map[int]time.Duration)
+	rows, err := db.Query(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend'`)
+	if err != nil {
+		return cpu
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var pid int
+		if rows.Scan(&pid) == nil {
+			if d, err := cpustat.Process(pid); err == nil {
+				cpu[pid] = d
+			}
+		}
+	}
+	return cpu
 }
 
 func BenchmarkStore(b *testing.B) {
@@ -187,10 +258,10 @@ func BenchmarkStore(b *testing.B) {
 
 	b.Run("GetHit", func(b *testing.B) {
 		reqs := perWorker(true)
-		run(b, func(b *testing.B, w, _ int) { load(b, reqs[w]) })
+		e.run(b, func(b *testing.B, w, _ int) { load(b, reqs[w]) })
 	})
 	b.Run("RawSelect", func(b *testing.B) {
-		run(b, func(b *testing.B, w, _ int) { rawSelect(b, w) })
+		e.run(b, func(b *testing.B, w, _ int) { rawSelect(b, w) })
 	})
 	b.Run("GetBadCookie", func(b *testing.B) {
 		reqs := make([]*benchRequest, benchSessions)
@@ -199,7 +270,7 @@ func BenchmarkStore(b *testing.B) {
 			r.AddCookie(&http.Cookie{Name: cookieName, Value: e.cookies[i].Value[:40] + "AAAAAAAAAAAAAAAA" + e.cookies[i].Value[56:]})
 			reqs[i] = &benchRequest{r: *r, orig: *r}
 		}
-		run(b, func(b *testing.B, w, _ int) {
+		e.run(b, func(b *testing.B, w, _ int) {
 			s, err := e.st.New(reqs[w].reset(), cookieName)
 			if err != nil || !s.IsNew {
 				b.Fatal("bad cookie loaded a session")
@@ -208,7 +279,7 @@ func BenchmarkStore(b *testing.B) {
 	})
 	b.Run("SaveUnchanged", func(b *testing.B) {
 		reqs := perWorker(true)
-		run(b, func(b *testing.B, w, _ int) {
+		e.run(b, func(b *testing.B, w, _ int) {
 			r, s := load(b, reqs[w])
 			if err := e.st.Save(r, newDiscard(), s); err != nil {
 				b.Fatal(err)
@@ -232,7 +303,7 @@ func BenchmarkStore(b *testing.B) {
 	})
 	b.Run("GetSaveModified", func(b *testing.B) {
 		reqs := perWorker(true)
-		run(b, func(b *testing.B, w, i int) {
+		e.run(b, func(b *testing.B, w, i int) {
 			r, s := load(b, reqs[w])
 			s.Values["n"] = i
 			if err := e.st.Save(r, newDiscard(), s); err != nil {
@@ -247,14 +318,14 @@ func BenchmarkStore(b *testing.B) {
 		}
 	})
 	b.Run("RawSelectUpdate", func(b *testing.B) {
-		run(b, func(b *testing.B, w, i int) {
+		e.run(b, func(b *testing.B, w, i int) {
 			rawSelect(b, w)
 			rawUpdate(b, w, i)
 		})
 	})
 	b.Run("NewSave", func(b *testing.B) {
 		reqs := perWorker(false)
-		run(b, func(b *testing.B, w, i int) {
+		e.run(b, func(b *testing.B, w, i int) {
 			r := reqs[w].reset()
 			s, _ := e.st.New(r, cookieName)
 			s.Values["user_id"] = i
@@ -265,7 +336,7 @@ func BenchmarkStore(b *testing.B) {
 	})
 	b.Run("Regenerate", func(b *testing.B) {
 		reqs := perWorker(false)
-		run(b, func(b *testing.B, w, i int) {
+		e.run(b, func(b *testing.B, w, i int) {
 			r := reqs[w].reset()
 			s, _ := e.st.New(r, cookieName)
 			s.Values["user_id"] = i

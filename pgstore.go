@@ -220,8 +220,10 @@ func (st *Store) prepare(ctx context.Context) error {
 		dst **sql.Stmt
 		sql string
 	}{
+		// load returns the row whatever its expiry; the caller compares
+		// expire with its own clock, so the query binds one parameter.
 		{&st.stmts.load, "SELECT sess, date_part('epoch', expire AT TIME ZONE " + tz + ") FROM " + t +
-			" WHERE sid = $1 AND expire >= " + at("$2")},
+			" WHERE sid = $1"},
 		{&st.stmts.insert, "INSERT INTO " + t + " (sid, sess, expire) VALUES ($1, $2, " + at("$3") + ")"},
 		{&st.stmts.update, "UPDATE " + t + " SET sess = $2, expire = " + at("$3") +
 			" WHERE sid = $1 AND expire >= " + at("$4")},
@@ -361,14 +363,20 @@ func (st *Store) load(ctx context.Context, id string) (*loaded, error) {
 	}
 	l := &loaded{id: id}
 	err := st.retry(ctx, func(ctx context.Context) error {
-		return st.stmts.load.QueryRowContext(ctx, st.sid(id), epoch(st.now())).Scan(&l.raw, &l.expire)
+		return st.stmts.load.QueryRowContext(ctx, st.sid(id)).Scan(&l.raw, &l.expire)
 	})
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		st.log.DebugContext(ctx, "pgstore: session not found or expired", "session", logID(id))
+		st.log.DebugContext(ctx, "pgstore: session not found", "session", logID(id))
 		return nil, nil
 	case err != nil:
 		return nil, fmt.Errorf("pgstore: load session: %w", err)
+	}
+	// An expired row is as good as missing, until the pruner deletes it.
+	// Compared in whole microseconds, the precision of the column.
+	if int64(math.Round(l.expire*1e6)) < st.now().UnixMicro() {
+		st.log.DebugContext(ctx, "pgstore: session expired", "session", logID(id))
+		return nil, nil
 	}
 	return l, nil
 }

@@ -224,6 +224,24 @@ func TestMissingOrExpiredRowGetsNewID(t *testing.T) {
 	})
 }
 
+// A row loads up to and including the microsecond its expire names, and
+// not one microsecond later, in a time zone other than the server's.
+func TestExpiryBoundary(t *testing.T) {
+	eachDriver(t, func(t *testing.T, db *sql.DB) {
+		clk := newClock()
+		st := newTestStore(t, db, pgstore.Config{TimeZone: "America/New_York"}, pgstore.TestHooks{Now: clk.Now})
+		c := login(t, st, map[any]any{"user": "alice"})
+		clk.Advance(pgstore.DefaultMaxAge * time.Second)
+		if _, s := get(t, st, c); s.IsNew || s.Values["user"] != "alice" {
+			t.Fatalf("at its expire the row did not load: IsNew %v values %v", s.IsNew, s.Values)
+		}
+		clk.Advance(time.Microsecond)
+		if _, s := get(t, st, c); !s.IsNew || len(s.Values) != 0 {
+			t.Fatalf("1µs after its expire the row loaded: %v", s.Values)
+		}
+	})
+}
+
 // Point 2: Get uses the request's context, and on a database error returns
 // a new session with the error.
 func TestGetUsesRequestContextAndReturnsSessionOnError(t *testing.T) {
