@@ -115,7 +115,9 @@ func (f *secureCookieFormat) decode(name, value string) (string, bool) {
 	if value == "" || len(value) > maxCookieLen {
 		return "", false
 	}
-	id, ok := f.verify(name, value, f.keys)
+	sc := getScratch()
+	defer putScratch(sc)
+	id, ok := f.verify(name, value, f.keys, sc)
 	if !ok || len(id) == 0 || len(id) > 256 {
 		return "", false
 	}
@@ -127,6 +129,34 @@ func (f *secureCookieFormat) decode(name, value string) (string, bool) {
 		return legacyGobID(id)
 	}
 	return string(id), true
+}
+
+// verifyScratch holds the buffers one verification needs, pooled so that
+// checking a cookie allocates nothing.
+type verifyScratch struct {
+	decoded []byte // the cookie, base64-decoded
+	signed  []byte // what the MAC covers: name|date|value
+	plain   []byte // the payload, decoded and decrypted
+	sum     [sha256.Size]byte
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(verifyScratch) }}
+
+func getScratch() *verifyScratch { return scratchPool.Get().(*verifyScratch) }
+
+func putScratch(sc *verifyScratch) {
+	if cap(sc.signed) > 2*maxCookieLen { // a huge cookie name: let it go
+		return
+	}
+	scratchPool.Put(sc)
+}
+
+// grow returns b with length n, reusing its storage when it is big enough.
+func grow(b []byte, n int) []byte {
+	if cap(b) < n {
+		return make([]byte, n)
+	}
+	return b[:n]
 }
 
 // isIDText reports whether b is made of the characters IDs use: base64url,
@@ -155,7 +185,9 @@ func legacyGobID(b []byte) (string, bool) {
 func (f *secureCookieFormat) idBytes() int { return nativeIDBytes }
 
 func (f *secureCookieFormat) current(name, value string) bool {
-	_, ok := f.verify(name, value, f.keys[:1])
+	sc := getScratch()
+	defer putScratch(sc)
+	_, ok := f.verify(name, value, f.keys[:1], sc)
 	return ok
 }
 
@@ -163,12 +195,14 @@ func (f *secureCookieFormat) current(name, value string) bool {
 // (no age limits, no serializer) and returns the payload: base64url of
 // "date|value|mac", where mac is HMAC-SHA256 over "name|date|value", date
 // is decimal, and value is base64url of the payload, AES-CTR encrypted
-// behind its IV when the key has a block cipher.
-func (f *secureCookieFormat) verify(name, value string, keys []verifyKey) ([]byte, bool) {
+// behind its IV when the key has a block cipher. The payload it returns is
+// in sc, valid until sc is reused.
+func (f *secureCookieFormat) verify(name, value string, keys []verifyKey, sc *verifyScratch) ([]byte, bool) {
 	if value == "" || len(value) > maxCookieLen {
 		return nil, false
 	}
-	b := make([]byte, base64.URLEncoding.DecodedLen(len(value)))
+	sc.decoded = grow(sc.decoded, base64.URLEncoding.DecodedLen(len(value)))
+	b := sc.decoded
 	n, err := base64.URLEncoding.Decode(b, []byte(value))
 	if err != nil {
 		return nil, false
@@ -184,14 +218,12 @@ func (f *secureCookieFormat) verify(name, value string, keys []verifyKey) ([]byt
 	}
 	signed, mac := b[:first+1+second], b[first+2+second:]
 	date, payload := b[:first], b[first+1:first+1+second]
+	sc.signed = append(append(append(sc.signed[:0], name...), '|'), signed...)
 	for _, k := range keys {
 		h := k.macs.Get().(hash.Hash)
 		h.Reset()
-		h.Write([]byte(name))
-		h.Write([]byte{'|'})
-		h.Write(signed)
-		var sum [sha256.Size]byte
-		ok := hmac.Equal(h.Sum(sum[:0]), mac)
+		h.Write(sc.signed)
+		ok := hmac.Equal(h.Sum(sc.sum[:0]), mac)
 		k.macs.Put(h)
 		if !ok {
 			continue
@@ -201,7 +233,8 @@ func (f *secureCookieFormat) verify(name, value string, keys []verifyKey) ([]byt
 		if _, err := strconv.ParseInt(string(date), 10, 64); err != nil {
 			continue
 		}
-		plain := make([]byte, base64.URLEncoding.DecodedLen(len(payload)))
+		sc.plain = grow(sc.plain, base64.URLEncoding.DecodedLen(len(payload)))
+		plain := sc.plain
 		m, err := base64.URLEncoding.Decode(plain, payload)
 		if err != nil {
 			continue

@@ -42,7 +42,7 @@ SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.in
   WHERE i.indrelid = to_regclass('"pgstore_ops_priv"."user_sessions"') AND a.attname = 'expire') AS expire_index;
 SET search_path = pgstore_ops_priv;
 BEGIN;
-SELECT sess FROM user_sessions WHERE sid = 'live' AND expire >= (to_timestamp(extract(epoch FROM now())) AT TIME ZONE 'UTC');
+SELECT sess, date_part('epoch', expire AT TIME ZONE 'UTC') FROM user_sessions WHERE sid = 'live';
 INSERT INTO user_sessions (sid, sess, expire) VALUES ('new', '{}', (to_timestamp(extract(epoch FROM now()) + 60) AT TIME ZONE 'UTC'));
 UPDATE user_sessions SET sess = '{"n":1}', expire = (to_timestamp(extract(epoch FROM now()) + 120) AT TIME ZONE 'UTC')
   WHERE sid = 'new' AND expire >= (to_timestamp(extract(epoch FROM now())) AT TIME ZONE 'UTC');
