@@ -20,8 +20,10 @@ if (!databaseUrl) {
   process.exit(1);
 }
 
-// pg's default pool size (10) is kept on purpose: it is what the seed ran.
-const pool = new Pool({ connectionString: databaseUrl });
+// POOL_MAX is the pool size httpbench gives every server; without it, pg's
+// default of 10, which is what the seed ran.
+const poolMax = Number.parseInt(process.env.POOL_MAX || '10', 10);
+const pool = new Pool({ connectionString: databaseUrl, max: poolMax });
 pool.on('error', (err) => process.stderr.write(`pg pool: ${err.message}\n`));
 
 // Every pool.query is one round trip to PostgreSQL (pg sends parse, bind,

@@ -21,7 +21,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -76,7 +75,7 @@ func parseFlags() (options, error) {
 	flag.DurationVar(&o.nodeWarmup, "node-warmup", 6*time.Second, "warm-up before each measured run of the Express server (Node's JIT needs longer)")
 	flag.IntVar(&o.conns, "conns", 32, "concurrent keep-alive connections of the load generator")
 	flag.IntVar(&o.sessions, "sessions", 500, "sessions created per server; each request picks one at random")
-	flag.IntVar(&o.pool, "pool", 2*runtime.NumCPU(), "max open connections of each Go server's database/sql pool")
+	flag.IntVar(&o.pool, "pool", 10, "max connections of every server's pool (database/sql for Go, pg's Pool for Express); 10 is pg's default")
 	flag.StringVar(&servers, "servers", "pgstore,floor,express,scs", "servers to run, in order")
 	flag.IntVar(&o.rounds, "rounds", 1, "how many times to run the whole sequence of servers; with more than one, the report adds medians")
 	flag.BoolVar(&o.profile, "profile", false, "take a CPU profile of each Go server during each measured run of the first round and print its top entries")
@@ -251,6 +250,7 @@ func benchServer(ctx context.Context, o options, admin *sql.DB, self, name, stam
 	if spec.node {
 		srv, err = startChild(ctx, filepath.Join(o.benchDir, "express"), []string{
 			"DATABASE_URL=" + dsn, "SESSION_SCHEMA=" + spec.schema, "SESSION_TABLE=" + spec.table, "NODE_ENV=production",
+			"POOL_MAX=" + strconv.Itoa(o.pool),
 		}, "node", "server.js")
 	} else {
 		srv, err = startChild(ctx, "", nil, self, "serve", "-kind", name, "-dsn", dsn,
