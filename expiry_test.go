@@ -7,11 +7,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gorilla/sessions"
 
 	"github.com/pgsessions/pgstore"
 	"github.com/pgsessions/pgstore/internal/pgtest"
@@ -131,6 +134,82 @@ func TestSaveRoundTrips(t *testing.T) {
 			save(t, st, r, s)
 			if n := proxy.RoundTrips(); n != 1 {
 				t.Errorf("new Save: %d round trips, want 1 (%q)", n, proxy.Statements())
+			}
+		})
+	}
+}
+
+// Two sessions under two cookie names in one request each keep what was
+// loaded for them: an unchanged one is not written, a changed one costs one
+// statement and no extra read, and logging one out leaves the other alone.
+func TestTwoSessionsInOneRequest(t *testing.T) {
+	for _, drv := range pgtest.Drivers {
+		t.Run(drv, func(t *testing.T) {
+			t.Parallel()
+			db, proxy := proxied(t, drv)
+			st := newTestStore(t, db, pgstore.Config{})
+			create := func(name string) *http.Cookie {
+				r := request()
+				s, err := st.Get(r, name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s.Values["who"] = name
+				return save(t, st, r, s)
+			}
+			ca, cb := create("a"), create("b")
+			load := func() (*http.Request, *sessions.Session, *sessions.Session) {
+				r := request(ca, cb)
+				sa, err := st.Get(r, "a")
+				if err != nil || sa.IsNew || sa.Values["who"] != "a" {
+					t.Fatalf("session a: new %v values %v err %v", sa.IsNew, sa.Values, err)
+				}
+				sb, err := st.Get(r, "b")
+				if err != nil || sb.IsNew || sb.Values["who"] != "b" {
+					t.Fatalf("session b: new %v values %v err %v", sb.IsNew, sb.Values, err)
+				}
+				return r, sa, sb
+			}
+			for i := 0; i < 3; i++ { // warm every statement on the pool's connections
+				r, sa, sb := load()
+				sa.Values["n"], sb.Values["n"] = i, i
+				save(t, st, r, sa)
+				save(t, st, r, sb)
+			}
+
+			r, sa, sb := load()
+			sb.Values["n"] = 10
+			steps := []struct {
+				what string
+				s    *sessions.Session
+				want int64
+			}{
+				{"unchanged a", sa, 0},
+				{"changed b", sb, 1},
+				{"b again, unchanged since its save", sb, 0},
+			}
+			for _, step := range steps {
+				proxy.Reset()
+				save(t, st, r, step.s)
+				if n := proxy.RoundTrips(); n != step.want {
+					t.Errorf("%s: %d round trips, want %d (%q)", step.what, n, step.want, proxy.Statements())
+				}
+			}
+			sa.Options.MaxAge = -1
+			save(t, st, r, sa)
+			sb.Values["n"] = 11
+			proxy.Reset()
+			save(t, st, r, sb)
+			if n := proxy.RoundTrips(); n != 1 {
+				t.Errorf("changed b after logging a out: %d round trips, want 1", n)
+			}
+
+			r = request(ca, cb)
+			if sa, _ := st.Get(r, "a"); !sa.IsNew {
+				t.Errorf("a came back after logout: %v", sa.Values)
+			}
+			if sb, _ := st.Get(r, "b"); sb.IsNew || sb.Values["n"] != 11 {
+				t.Errorf("b: new %v values %v, want n=11", sb.IsNew, sb.Values)
 			}
 		})
 	}

@@ -103,6 +103,57 @@ func FuzzJSONCodec(f *testing.F) {
 	})
 }
 
+// FuzzSessMetaMatchesGeneric: the load path reads the "_pgstore" member
+// straight into the store's metadata; it must agree with decoding the
+// whole document generically and then taking the member from the map:
+// same acceptance, same values, same metadata.
+func FuzzSessMetaMatchesGeneric(f *testing.F) {
+	for _, seed := range []string{
+		`{"_pgstore":{"created":1764230400},"user":"alice","n":3}`,
+		`{"_pgstore":{"created":1764230400,"maxAge":7776000},"user_id":1000}`,
+		`{"_pgstore":{"created":1,"created":"x"},"a":[1,2.5,{"b":null}]}`,
+		`{"_pgstore":{"maxAge":-1,"maxAge":1e3}}`,
+		`{"_pgstore":{"created":-5,"other":{"deep":[true]}},"_pgstore":{"created":7}}`,
+		`{"_pgstore":[1,2],"x":"\u00e9"}`,
+		`{"_pgstore":{"created":99999999999999999999999}}`,
+		`{"_pgstore":{"created":1e999}}`,
+		`{"_pgstore":{"created":01}}`,
+		`{"_pgstore\u0000":{"created":5},"_pgstor":1}`,
+		`{"cookie":{"originalMaxAge":null},"_pgstore":{}}`,
+		`{}`,
+		`[]`,
+		`{"_pgstore":}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	st := &Store{cfg: settings{codec: JSONCodec{}, options: *DefaultOptions()}}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got := make(map[any]any)
+		var gotMeta meta
+		gotErr := st.decode(data, got, &gotMeta)
+
+		want := make(map[any]any)
+		var wantMeta meta
+		wantErr := readObject(data, func(k string, v any) { want[k] = v })
+		if wantErr == nil {
+			metaFromValue(want[metaKey], &wantMeta)
+			delete(want, metaKey)
+		}
+		if (gotErr == nil) != (wantErr == nil) {
+			t.Fatalf("%q: load path error %v, generic error %v", data, gotErr, wantErr)
+		}
+		if gotErr != nil {
+			return
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: values %#v, generic %#v", data, got, want)
+		}
+		if gotMeta != wantMeta {
+			t.Fatalf("%q: meta %+v, generic %+v", data, gotMeta, wantMeta)
+		}
+	})
+}
+
 // FuzzSessDecode: the store's reading of a whole sess column, in both
 // formats, never panics, and a row it accepts can be written back.
 func FuzzSessDecode(f *testing.F) {

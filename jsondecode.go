@@ -43,6 +43,20 @@ func (d *jsonReader) skipSpace() {
 // set for each member (the last of duplicate names wins, as it would in a
 // map).
 func readObject(data []byte, set func(key string, v any)) error {
+	return readObjectWith(data, func(d *jsonReader, key string) error {
+		v, err := d.value()
+		if err != nil {
+			return err
+		}
+		set(key, v)
+		return nil
+	})
+}
+
+// readObjectWith reads a whole document that must be one JSON object,
+// calling member for each member name with d positioned on its value,
+// which member must read.
+func readObjectWith(data []byte, member func(d *jsonReader, key string) error) error {
 	d := jsonReader{data: data}
 	d.skipSpace()
 	if d.pos >= len(d.data) || d.data[d.pos] != '{' {
@@ -51,7 +65,7 @@ func readObject(data []byte, set func(key string, v any)) error {
 		}
 		return d.fail("expected a JSON object")
 	}
-	if err := d.members(set); err != nil {
+	if err := d.members(member); err != nil {
 		return err
 	}
 	d.skipSpace()
@@ -104,12 +118,20 @@ func (d *jsonReader) enter() error {
 
 func (d *jsonReader) object() (any, error) {
 	obj := make(map[string]any)
-	err := d.members(func(k string, v any) { obj[k] = v })
+	err := d.members(func(d *jsonReader, k string) error {
+		v, err := d.value()
+		if err != nil {
+			return err
+		}
+		obj[k] = v
+		return nil
+	})
 	return obj, err
 }
 
-// members reads an object, d.pos on its '{'.
-func (d *jsonReader) members(set func(string, any)) error {
+// members reads an object, d.pos on its '{', calling member for each
+// member name with d positioned before its value, which member must read.
+func (d *jsonReader) members(member func(d *jsonReader, key string) error) error {
 	if err := d.enter(); err != nil {
 		return err
 	}
@@ -125,7 +147,7 @@ func (d *jsonReader) members(set func(string, any)) error {
 		if d.pos >= len(d.data) || d.data[d.pos] != '"' {
 			return d.fail("expected a member name")
 		}
-		key, err := d.string()
+		key, err := d.key()
 		if err != nil {
 			return err
 		}
@@ -134,11 +156,9 @@ func (d *jsonReader) members(set func(string, any)) error {
 			return d.fail("expected ':'")
 		}
 		d.pos++
-		v, err := d.value()
-		if err != nil {
+		if err := member(d, key); err != nil {
 			return err
 		}
-		set(key, v)
 		d.skipSpace()
 		if d.pos >= len(d.data) {
 			return d.fail("unexpected end of JSON")
@@ -191,8 +211,23 @@ func (d *jsonReader) array() (any, error) {
 	}
 }
 
-// number reads a JSON number, checking its grammar.
+// number reads a JSON number, checking its grammar: an int when it is
+// integral and fits, else a float64.
 func (d *jsonReader) number() (any, error) {
+	n, isInt, f, err := d.scanNumber()
+	switch {
+	case err != nil:
+		return nil, err
+	case isInt:
+		return n, nil
+	default:
+		return f, nil
+	}
+}
+
+// scanNumber reads a JSON number without boxing it: n when it is integral
+// and fits in an int (isInt), else f.
+func (d *jsonReader) scanNumber() (n int, isInt bool, f float64, err error) {
 	start := d.pos
 	integral := true
 	if d.data[d.pos] == '-' {
@@ -206,13 +241,13 @@ func (d *jsonReader) number() (any, error) {
 			d.pos++
 		}
 	default:
-		return nil, d.fail("invalid number")
+		return 0, false, 0, d.fail("invalid number")
 	}
 	if d.pos < len(d.data) && d.data[d.pos] == '.' {
 		integral = false
 		d.pos++
 		if !d.digits() {
-			return nil, d.fail("invalid number")
+			return 0, false, 0, d.fail("invalid number")
 		}
 	}
 	if d.pos < len(d.data) && (d.data[d.pos] == 'e' || d.data[d.pos] == 'E') {
@@ -222,24 +257,24 @@ func (d *jsonReader) number() (any, error) {
 			d.pos++
 		}
 		if !d.digits() {
-			return nil, d.fail("invalid number")
+			return 0, false, 0, d.fail("invalid number")
 		}
 	}
-	text := string(d.data[start:d.pos])
+	text := d.data[start:d.pos]
 	if integral {
-		if n, err := strconv.Atoi(text); err == nil {
-			return n, nil
+		if n, err := strconv.Atoi(string(text)); err == nil {
+			return n, true, 0, nil
 		}
 	}
-	f, err := strconv.ParseFloat(text, 64)
-	if err != nil && !errors.Is(err, strconv.ErrRange) {
-		return nil, d.fail("invalid number")
-	}
+	f, err = strconv.ParseFloat(string(text), 64)
 	if errors.Is(err, strconv.ErrRange) {
 		// encoding/json refuses numbers beyond float64; so do we.
-		return nil, d.fail("number out of range")
+		return 0, false, 0, d.fail("number out of range")
 	}
-	return f, nil
+	if err != nil {
+		return 0, false, 0, d.fail("invalid number")
+	}
+	return 0, false, f, nil
 }
 
 func (d *jsonReader) digits() bool {
@@ -248,6 +283,19 @@ func (d *jsonReader) digits() bool {
 		d.pos++
 	}
 	return d.pos > start
+}
+
+// key reads a member name. The store's own member names come back as
+// constants, so reading them allocates nothing.
+func (d *jsonReader) key() (string, error) {
+	for _, k := range [...]string{metaKey, cookieKey} {
+		end := d.pos + 1 + len(k)
+		if end < len(d.data) && d.data[end] == '"' && string(d.data[d.pos+1:end]) == k {
+			d.pos = end + 1
+			return k, nil
+		}
+	}
+	return d.string()
 }
 
 // string reads a JSON string. Invalid UTF-8 and lone surrogates become

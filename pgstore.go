@@ -317,8 +317,7 @@ func (st *Store) Get(r *http.Request, name string) (*sessions.Session, error) {
 // a corrupt row it returns a new session and the error.
 func (st *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 	s := sessions.NewSession(st, name)
-	opts := st.cfg.options
-	s.Options = &opts
+	*s.Options = st.cfg.options
 	s.IsNew = true
 
 	c, err := r.Cookie(name)
@@ -339,7 +338,7 @@ func (st *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 		// an empty session. The row stays for inspection; it is never
 		// overwritten because the new session gets a new ID.
 		s.Values = make(map[any]any)
-		s.Options = &opts
+		*s.Options = st.cfg.options
 		st.log.WarnContext(r.Context(), "pgstore: session row cannot be read", "session", logID(id), "err", err)
 		return s, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
@@ -411,10 +410,14 @@ func (st *Store) apply(s *sessions.Session, l *loaded) error {
 	return nil
 }
 
-// requestState holds, per request, what was loaded for each session, keyed
-// by the *sessions.Session that Get returned. It lives in the request's
-// context, as gorilla's own registry does, and dies with the request.
-type requestState map[*sessions.Session]*loaded
+// requestState holds, per request, what was loaded for each session. It
+// lives in the request's context, as gorilla's own registry does, and dies
+// with the request. Most requests load one session, which needs no map.
+type requestState struct {
+	first  *sessions.Session
+	loaded *loaded
+	more   map[*sessions.Session]*loaded // the second session on
+}
 
 type stateKey struct{}
 
@@ -422,25 +425,43 @@ func (st *Store) remember(r *http.Request, s *sessions.Session, l *loaded) {
 	if s.IsNew {
 		return
 	}
-	rs, _ := r.Context().Value(stateKey{}).(requestState)
-	if rs == nil {
-		rs = make(requestState, 1)
-		*r = *r.WithContext(context.WithValue(r.Context(), stateKey{}, rs))
+	rs, _ := r.Context().Value(stateKey{}).(*requestState)
+	switch {
+	case rs == nil:
+		*r = *r.WithContext(context.WithValue(r.Context(), stateKey{}, &requestState{first: s, loaded: l}))
+	case rs.first == s:
+		rs.loaded = l
+	default:
+		if rs.more == nil {
+			rs.more = make(map[*sessions.Session]*loaded, 1)
+		}
+		rs.more[s] = l
 	}
-	rs[s] = l
 }
 
 func recall(r *http.Request, s *sessions.Session) *loaded {
-	rs, _ := r.Context().Value(stateKey{}).(requestState)
-	if l := rs[s]; l != nil && l.id == s.ID {
+	rs, _ := r.Context().Value(stateKey{}).(*requestState)
+	if rs == nil {
+		return nil
+	}
+	l := rs.more[s]
+	if rs.first == s {
+		l = rs.loaded
+	}
+	if l != nil && l.id == s.ID {
 		return l
 	}
 	return nil
 }
 
 func forget(r *http.Request, s *sessions.Session) {
-	if rs, _ := r.Context().Value(stateKey{}).(requestState); rs != nil {
-		delete(rs, s)
+	rs, _ := r.Context().Value(stateKey{}).(*requestState)
+	switch {
+	case rs == nil:
+	case rs.first == s:
+		rs.loaded = nil // the slot stays s's: each session has one place
+	default:
+		delete(rs.more, s)
 	}
 }
 

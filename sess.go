@@ -82,31 +82,37 @@ func (st *Store) encode(s *sessions.Session, m meta, cookieExpires time.Time) ([
 // decode fills values and m from a sess column written by this store, by
 // another pgstore, or by Node.
 func (st *Store) decode(raw []byte, values map[any]any, m *meta) error {
-	if err := st.cfg.codec.Decode(raw, values); err != nil {
-		return err
-	}
-	var metaVal, cookieVal any
+	*m = meta{}
+	var cookieVal any
 	if _, ok := st.cfg.codec.(JSONCodec); ok {
-		metaVal = values[metaKey]
+		// JSONCodec.Decode, reading the store's member straight into m.
+		err := readObjectWith(raw, func(d *jsonReader, key string) error {
+			if key == metaKey {
+				return d.meta(m)
+			}
+			v, err := d.value()
+			if err == nil {
+				values[key] = v
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
 		if st.cfg.express {
 			cookieVal = values[cookieKey]
 		}
 	} else {
+		if err := st.cfg.codec.Decode(raw, values); err != nil {
+			return err
+		}
+		delete(values, metaKey)
 		obj, err := decodeObject(raw)
 		if err != nil {
 			return err
 		}
-		metaVal, cookieVal = obj[metaKey], obj[cookieKey]
-	}
-	delete(values, metaKey)
-	*m = meta{}
-	if mm, ok := metaVal.(map[string]any); ok {
-		if c, ok := mm["created"].(int); ok && c > 0 {
-			m.created = int64(c)
-		}
-		if ma, ok := mm["maxAge"].(int); ok {
-			m.maxAge, m.hasMaxAge = ma, true
-		}
+		cookieVal = obj[cookieKey]
+		metaFromValue(obj[metaKey], m)
 	}
 	if st.cfg.express {
 		delete(values, cookieKey)
@@ -118,4 +124,55 @@ func (st *Store) decode(raw []byte, values map[any]any, m *meta) error {
 		m.maxAge, m.hasMaxAge = c.maxAgeSeconds(), true
 	}
 	return nil
+}
+
+// metaFromValue sets m's created and maxAge from the decoded "_pgstore"
+// member v: created when it is a positive integer, maxAge when it is an
+// integer; anything else is ignored.
+func metaFromValue(v any, m *meta) {
+	m.created, m.maxAge, m.hasMaxAge = 0, 0, false
+	mm, ok := v.(map[string]any)
+	if !ok {
+		return
+	}
+	if c, ok := mm["created"].(int); ok && c > 0 {
+		m.created = int64(c)
+	}
+	if ma, ok := mm["maxAge"].(int); ok {
+		m.maxAge, m.hasMaxAge = ma, true
+	}
+}
+
+// meta reads the value of a "_pgstore" member into m, as metaFromValue
+// would take it from the decoded value, without building that value. As
+// in a map, the last of duplicate members wins.
+func (d *jsonReader) meta(m *meta) error {
+	m.created, m.maxAge, m.hasMaxAge = 0, 0, false
+	d.skipSpace()
+	if d.pos >= len(d.data) || d.data[d.pos] != '{' {
+		_, err := d.value()
+		return err
+	}
+	return d.members(func(d *jsonReader, key string) error {
+		d.skipSpace()
+		n, isInt := 0, false
+		if d.pos < len(d.data) && (d.data[d.pos] == '-' || '0' <= d.data[d.pos] && d.data[d.pos] <= '9') {
+			var err error
+			if n, isInt, _, err = d.scanNumber(); err != nil {
+				return err
+			}
+		} else if _, err := d.value(); err != nil {
+			return err
+		}
+		switch key {
+		case "created":
+			m.created = 0
+			if isInt && n > 0 {
+				m.created = int64(n)
+			}
+		case "maxAge":
+			m.maxAge, m.hasMaxAge = n, isInt
+		}
+		return nil
+	})
 }
