@@ -345,6 +345,91 @@ func BenchmarkStore(b *testing.B) {
 			}
 		})
 	})
+
+	// The targets as ratios measured in the same moments: each store
+	// operation alternates with its raw-SQL bound in short blocks, so that
+	// a shared machine's drift, which moves whole sub-benchmarks by 20 %,
+	// falls on both sides alike.
+	b.Run("GetVsRawSelect", func(b *testing.B) {
+		reqs := perWorker(true)
+		get := timed(func(b *testing.B, w, _ int) { load(b, reqs[w]) })
+		raw := timed(func(b *testing.B, w, _ int) { rawSelect(b, w) })
+		b.Run("serial", func(b *testing.B) { paired(b, false, get, raw) })
+		b.Run("parallel", func(b *testing.B) { paired(b, true, get, raw) })
+	})
+	b.Run("SaveVsRawUpdate", func(b *testing.B) {
+		reqs := perWorker(true)
+		save := func(b *testing.B, w, i int) time.Duration {
+			r, s := load(b, reqs[w]) // untimed
+			s.Values["n"] = i
+			start := time.Now()
+			if err := e.st.Save(r, newDiscard(), s); err != nil {
+				b.Fatal(err)
+			}
+			return time.Since(start)
+		}
+		raw := timed(func(b *testing.B, w, i int) { rawUpdate(b, w, i) })
+		b.Run("serial", func(b *testing.B) { paired(b, false, save, raw) })
+	})
+}
+
+// timedOp runs one operation and returns the time that counts.
+type timedOp func(b *testing.B, worker, i int) time.Duration
+
+func timed(op func(b *testing.B, worker, i int)) timedOp {
+	return func(b *testing.B, w, i int) time.Duration {
+		start := time.Now()
+		op(b, w, i)
+		return time.Since(start)
+	}
+}
+
+// pairBlock is how many operations of one kind run before switching to the
+// other: a few milliseconds, short against the machine's drift.
+const pairBlock = 32
+
+// paired alternates store and raw in blocks of pairBlock operations (all
+// workers switching together when parallel) and reports the mean time of
+// each, as store-µs/op and raw-µs/op, and store-µs/op ÷ raw-µs/op as
+// store/raw. With workers, each time is the latency a worker saw while the
+// others ran the same kind of operation, so the ratio is that of the
+// throughputs. ns/op, the mix of both, is not meant to be read.
+func paired(b *testing.B, parallel bool, store, raw timedOp) {
+	var sum, count [2]atomic.Int64
+	var seq, next atomic.Int64
+	block := int64(pairBlock)
+	if parallel {
+		block *= int64(runtime.GOMAXPROCS(0))
+	}
+	one := func(w, i int) {
+		k := (seq.Add(1) - 1) / block % 2
+		op := store
+		if k == 1 {
+			op = raw
+		}
+		sum[k].Add(int64(op(b, w, i)))
+		count[k].Add(1)
+	}
+	b.ReportAllocs()
+	if parallel {
+		b.RunParallel(func(pb *testing.PB) {
+			w := int(next.Add(1)) % benchSessions
+			for i := 0; pb.Next(); i++ {
+				one(w, i)
+			}
+		})
+	} else {
+		for i := 0; i < b.N; i++ {
+			one(0, i)
+		}
+	}
+	if count[0].Load() == 0 || count[1].Load() == 0 {
+		return // b.N too small to reach the second kind
+	}
+	mean := func(k int) float64 { return float64(sum[k].Load()) / float64(count[k].Load()) / 1e3 }
+	b.ReportMetric(mean(0), "store-µs/op")
+	b.ReportMetric(mean(1), "raw-µs/op")
+	b.ReportMetric(mean(0)/mean(1), "store/raw")
 }
 
 // BenchmarkGrowth: Get and Save latency against tables of 10k, 100k and 1M
