@@ -1,0 +1,38 @@
+package pgstore
+
+import "testing"
+
+// The store's own work on the Get path, without the database: what is
+// left of a Get once the query is taken away.
+//
+//	go test -run '^$' -bench 'SessDecode|CookieVerify' -benchmem .
+
+// benchSess is a sess column as BenchmarkStore's sessions store it.
+var benchSess = []byte(`{"_pgstore":{"created":1764230400},"csrf":"0123456789abcdef0123456789abcdef","user":"user1@example.com","user_id":1001}`)
+
+func BenchmarkSessDecode(b *testing.B) {
+	st := &Store{cfg: settings{codec: JSONCodec{}, options: *DefaultOptions()}}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		values := make(map[any]any)
+		var m meta
+		if err := st.decode(benchSess, values, &m); err != nil || len(values) != 3 || m.created == 0 {
+			b.Fatalf("decode: %v, %d values, meta %+v", err, len(values), m)
+		}
+	}
+}
+
+func BenchmarkCookieVerify(b *testing.B) {
+	f := newSecureCookieFormat([][]byte{[]byte("0123456789abcdef0123456789abcdef")})
+	const id = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	v, err := f.encode("session", id)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if got, ok := f.decode("session", v); !ok || got != id {
+			b.Fatalf("decode: %q, %v", got, ok)
+		}
+	}
+}
