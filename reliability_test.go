@@ -531,6 +531,9 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	if !strings.Contains(out, pgstore.LogID(decodeID(t, c2))) {
 		t.Errorf("events do not carry the short hash of the ID:\n%s", out)
 	}
+	if !strings.Contains(out, "pgstore: session expired") {
+		t.Errorf("the expired row's load was not logged:\n%s", out)
+	}
 	for _, secret := range secrets {
 		if strings.Contains(out, secret) {
 			t.Errorf("log contains %q:\n%s", secret, out)
