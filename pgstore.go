@@ -300,6 +300,12 @@ func epoch(t time.Time) float64 {
 	return float64(t.UnixMicro()) / 1e6
 }
 
+// epochMicros turns float seconds read from the table back into whole
+// microseconds, the precision of the expire column.
+func epochMicros(sec float64) int64 {
+	return int64(math.Round(sec * 1e6))
+}
+
 // Get returns the session called name for this request, from the request's
 // registry when it was already loaded. See New for what happens on errors.
 func (st *Store) Get(r *http.Request, name string) (*sessions.Session, error) {
@@ -373,7 +379,7 @@ func (st *Store) load(ctx context.Context, id string) (*loaded, error) {
 	}
 	// An expired row is as good as missing, until the pruner deletes it.
 	// Compared in whole microseconds, the precision of the column.
-	if int64(math.Round(l.expire*1e6)) < st.now().UnixMicro() {
+	if epochMicros(l.expire) < st.now().UnixMicro() {
 		st.log.DebugContext(ctx, "pgstore: session expired", "session", logID(id))
 		return nil, nil
 	}
@@ -596,7 +602,7 @@ func (st *Store) update(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 		m.maxAge != l.meta.maxAge || m.hasMaxAge != l.meta.hasMaxAge
 	cookieExpiry := l.meta.cookie.expires
 	if cookieExpiry.IsZero() {
-		cookieExpiry = time.UnixMicro(int64(math.Round(l.expire * 1e6)))
+		cookieExpiry = time.UnixMicro(epochMicros(l.expire))
 	}
 	if touch {
 		cookieExpiry = exp
