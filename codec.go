@@ -316,6 +316,11 @@ type gobEnvelope struct {
 
 // Encode implements Codec.
 func (GobCodec) Encode(values map[any]any) ([]byte, error) {
+	if _, ok := values[metaKey]; ok {
+		// JSONCodec refuses it too: the store keeps its own member there,
+		// and a value under that key would be dropped on load.
+		return nil, fmt.Errorf("pgstore: session key %q: %w: the name is reserved", metaKey, ErrEncode)
+	}
 	var buf bytes.Buffer
 	if err := gob.NewEncoder(&buf).Encode(values); err != nil {
 		return nil, fmt.Errorf("pgstore: gob encode session: %w: %w", ErrEncode, err)

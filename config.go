@@ -31,6 +31,10 @@ const (
 	DefaultQueryTimeout = 5 * time.Second
 	// DefaultTimeZone is the zone in which expire is written and compared.
 	DefaultTimeZone = "UTC"
+	// MaxMaxAge is the largest MaxAge a session may have: 100 years, in
+	// seconds. Larger values are refused, by New in Config.Options and by
+	// Save and Regenerate in a session's Options.
+	MaxMaxAge = 3_155_760_000
 )
 
 // Config configures a Store. The zero value of every field means its
@@ -48,7 +52,21 @@ type Config struct {
 	// session ID, so a block key is optional.
 	//
 	// Required unless ExpressSecrets is set; there is no default.
+	//
+	// To rotate keys, put the new hash key here and move the old one to
+	// RetiredKeys. Beware gorilla's pair convention: KeyPairs{new, old}
+	// makes old the block key of new, which logs everyone out; the pair
+	// form of a rotation is KeyPairs{new, nil, old}.
 	KeyPairs [][]byte
+
+	// RetiredKeys are keys that still verify cookies but never sign new
+	// ones, tried after KeyPairs. A session whose cookie was signed with a
+	// retired key is re-signed with the current key the next time its
+	// expiry is touched. Keep a retired key until every cookie it signed
+	// has been re-signed or has expired: see docs/security.md.
+	//
+	// Default: none.
+	RetiredKeys []KeyPair
 
 	// ExpressSecrets switches the store to express-session's cookie and row
 	// format, so a Go service and an Express service can share one table and
@@ -142,6 +160,14 @@ type Config struct {
 	TimeZone string
 }
 
+// KeyPair is one securecookie key pair: a hash key that signs (at least 32
+// bytes) and an optional block key that encrypts (16, 24 or 32 bytes, or
+// nil for none).
+type KeyPair struct {
+	HashKey  []byte
+	BlockKey []byte
+}
+
 // DefaultOptions returns a fresh copy of the cookie options a zero Config
 // uses: Path "/", MaxAge 30 days, HttpOnly, SameSite Lax and Secure.
 func DefaultOptions() *sessions.Options {
@@ -170,6 +196,8 @@ type settings struct {
 	codec             Codec
 	timeZone          string
 	express           bool
+	keyPairs          [][]byte // KeyPairs, then RetiredKeys as pairs
+	dbNow             string   // the SQL expression for the database's clock
 }
 
 func (c *Config) settings() (settings, error) {
@@ -188,6 +216,7 @@ func (c *Config) settings() (settings, error) {
 		codec:             c.Codec,
 		timeZone:          c.TimeZone,
 		express:           len(c.ExpressSecrets) > 0,
+		dbNow:             "now()",
 	}
 	if s.table == "" {
 		s.table = DefaultTableName
@@ -242,6 +271,9 @@ func (c *Config) settings() (settings, error) {
 	if s.options.MaxAge < 0 {
 		return s, configError("Options", "MaxAge is negative: every Save would delete its session")
 	}
+	if s.options.MaxAge > MaxMaxAge {
+		return s, configError("Options", fmt.Sprintf("MaxAge is %d seconds, more than MaxMaxAge (%d, 100 years)", s.options.MaxAge, MaxMaxAge))
+	}
 	if s.absoluteTimeout < 0 {
 		return s, configError("AbsoluteTimeout", "must not be negative")
 	}
@@ -263,10 +295,33 @@ func (c *Config) settings() (settings, error) {
 				return s, configError(fmt.Sprintf("ExpressSecrets[%d]", i), "is empty")
 			}
 		}
-	} else if err := checkKeyPairs(c.KeyPairs); err != nil {
-		return s, err
+	} else {
+		if err := checkKeyPairs(c.KeyPairs); err != nil {
+			return s, err
+		}
+		s.keyPairs = append([][]byte(nil), c.KeyPairs...)
+		if len(s.keyPairs)%2 == 1 {
+			s.keyPairs = append(s.keyPairs, nil)
+		}
+		for i, k := range c.RetiredKeys {
+			if len(k.HashKey) < 32 {
+				return s, configError(fmt.Sprintf("RetiredKeys[%d].HashKey", i), fmt.Sprintf("is %d bytes; it must be at least 32", len(k.HashKey)))
+			}
+			if err := checkBlockKey(fmt.Sprintf("RetiredKeys[%d].BlockKey", i), k.BlockKey); err != nil {
+				return s, err
+			}
+			s.keyPairs = append(s.keyPairs, k.HashKey, k.BlockKey)
+		}
 	}
 	return s, nil
+}
+
+// checkMaxAge refuses a session MaxAge the store cannot represent.
+func checkMaxAge(maxAge int) error {
+	if maxAge > MaxMaxAge {
+		return fmt.Errorf("pgstore: %w: session Options.MaxAge is %d seconds, more than MaxMaxAge (%d, 100 years)", ErrConfig, maxAge, MaxMaxAge)
+	}
+	return nil
 }
 
 func checkKeyPairs(pairs [][]byte) error {
@@ -281,13 +336,20 @@ func checkKeyPairs(pairs [][]byte) error {
 			}
 			continue
 		}
-		switch len(key) {
-		case 0, 16, 24, 32:
-		default:
-			return configError(field, fmt.Sprintf("block key is %d bytes; it must be 16, 24 or 32 (or nil for no encryption)", len(key)))
+		if err := checkBlockKey(field, key); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+func checkBlockKey(field string, key []byte) error {
+	switch len(key) {
+	case 0, 16, 24, 32:
+		return nil
+	default:
+		return configError(field, fmt.Sprintf("block key is %d bytes; it must be 16, 24 or 32 (or nil for no encryption)", len(key)))
+	}
 }
 
 func checkIdent(field, name string) error {
@@ -302,7 +364,9 @@ func checkIdent(field, name string) error {
 	return nil
 }
 
-// ErrConfig is wrapped by every error New returns for an invalid Config.
+// ErrConfig is wrapped by every error New returns for an invalid Config, and
+// by the error Save and Regenerate return for session Options the store
+// cannot honour (a MaxAge above MaxMaxAge).
 var ErrConfig = errors.New("invalid config")
 
 func configError(field, problem string) error {

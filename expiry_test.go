@@ -35,8 +35,8 @@ func xmin(t *testing.T, db *sql.DB, schema, sid string) string {
 // the stored expiry lags by TouchInterval.
 func TestUnchangedSaveWritesNothing(t *testing.T) {
 	eachDriver(t, func(t *testing.T, db *sql.DB) {
-		clk := newClock()
-		st := newTestStore(t, db, pgstore.Config{}, pgstore.TestHooks{Now: clk.Now})
+		clk := newClock(t, db)
+		st := newTestStore(t, db, pgstore.Config{}, clk.hooks())
 		schema := st.SchemaName()
 		c := login(t, st, map[any]any{"user": "alice", "prefs": map[string]any{"theme": "dark"}, "n": 1.5})
 		id := decodeID(t, c)
@@ -219,8 +219,8 @@ func TestTwoSessionsInOneRequest(t *testing.T) {
 // time survives rewrites; expire never runs past it.
 func TestAbsoluteTimeout(t *testing.T) {
 	eachDriver(t, func(t *testing.T, db *sql.DB) {
-		clk := newClock()
-		st := newTestStore(t, db, pgstore.Config{AbsoluteTimeout: 2 * time.Hour}, pgstore.TestHooks{Now: clk.Now})
+		clk := newClock(t, db)
+		st := newTestStore(t, db, pgstore.Config{AbsoluteTimeout: 2 * time.Hour}, clk.hooks())
 		created := clk.Now()
 		c := login(t, st, map[any]any{"n": 0})
 		id := decodeID(t, c)
@@ -272,8 +272,8 @@ func TestAbsoluteTimeout(t *testing.T) {
 // loads and touches, and the row follows it.
 func TestRememberMe(t *testing.T) {
 	eachDriver(t, func(t *testing.T, db *sql.DB) {
-		clk := newClock()
-		st := newTestStore(t, db, pgstore.Config{}, pgstore.TestHooks{Now: clk.Now})
+		clk := newClock(t, db)
+		st := newTestStore(t, db, pgstore.Config{}, clk.hooks())
 		const ninety = 90 * 24 * 3600
 		r, s := get(t, st, nil)
 		s.Values["user"] = "alice"
@@ -318,8 +318,8 @@ func TestRememberMe(t *testing.T) {
 // FilesystemStore deletes it).
 func TestBrowserSessionCookie(t *testing.T) {
 	eachDriver(t, func(t *testing.T, db *sql.DB) {
-		clk := newClock()
-		st := newTestStore(t, db, pgstore.Config{}, pgstore.TestHooks{Now: clk.Now})
+		clk := newClock(t, db)
+		st := newTestStore(t, db, pgstore.Config{}, clk.hooks())
 		r, s := get(t, st, nil)
 		s.Values["user"] = "alice"
 		s.Options.MaxAge = 0

@@ -10,6 +10,7 @@ import (
 // TestHooks exposes the store's seams to the external test package.
 type TestHooks struct {
 	Now       func() time.Time
+	DBNow     string // an SQL expression that replaces now() as the database's clock
 	Rand      io.Reader
 	PruneWait func(time.Duration) <-chan time.Time
 	Pruned    func(n int64, err error)
@@ -17,7 +18,7 @@ type TestHooks struct {
 
 // NewWithHooks is New with test seams.
 func NewWithHooks(db *sql.DB, cfg Config, h TestHooks) (*Store, error) {
-	return newStore(context.Background(), db, cfg, hooks{now: h.Now, rand: h.Rand, pruneWait: h.PruneWait, pruned: h.Pruned})
+	return newStore(context.Background(), db, cfg, hooks{now: h.Now, dbNow: h.DBNow, rand: h.Rand, pruneWait: h.PruneWait, pruned: h.Pruned})
 }
 
 // PruneRound runs one background pruning round.
@@ -34,6 +35,7 @@ var (
 	LogID              = logID
 	HashID             = hashID
 	WithConnectTimeout = withConnectTimeout
+	QuoteLiteral       = quoteLiteral
 )
 
 // SchemaName is the schema the store's table is in.

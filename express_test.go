@@ -782,8 +782,8 @@ func TestExpressExpiryAgreesWithConnectPgSimple(t *testing.T) {
 		if err := tokyo.QueryRow(`SHOW TimeZone`).Scan(&got); err != nil || got != "Asia/Tokyo" {
 			t.Fatalf("Go connection TimeZone %q, %v", got, err)
 		}
-		clk := newClock()
-		st := newExpressStore(t, tokyo, schema, []string{newSecret}, pgstore.TestHooks{Now: clk.Now})
+		clk := newClock(t, tokyo)
+		st := newExpressStore(t, tokyo, schema, []string{newSecret}, clk.hooks())
 
 		before := time.Now()
 		cookie, sid := node.login(t, "leo")
@@ -964,9 +964,9 @@ func TestExpressTouchKeepsCookieAndExpireInStep(t *testing.T) {
 	node := startExpress(t, schema, expressOptions{secrets: []string{newSecret}})
 	zone := nodeTimeZone(t)
 	eachDriverInTurn(t, func(t *testing.T, _ string, db *sql.DB) {
-		clk := newClock()
+		clk := newClock(t, db)
 		clk.Advance(123 * time.Millisecond) // a clock between seconds
-		st := newExpressStore(t, db, schema, []string{newSecret}, pgstore.TestHooks{Now: clk.Now})
+		st := newExpressStore(t, db, schema, []string{newSecret}, clk.hooks())
 		cookie, sid := node.login(t, "olivia")
 
 		r, s := goGet(t, st, cookie)
@@ -1030,8 +1030,8 @@ func TestExpressBrowserSessionCookie(t *testing.T) {
 		}
 	}
 	eachDriverInTurn(t, func(t *testing.T, _ string, db *sql.DB) {
-		clk := newClock()
-		st := newExpressStore(t, db, schema, []string{newSecret}, pgstore.TestHooks{Now: clk.Now})
+		clk := newClock(t, db)
+		st := newExpressStore(t, db, schema, []string{newSecret}, clk.hooks())
 		loginAt := time.Now()
 		cookie, sid := node.login(t, "peggy")
 		row, _ := readRow(t, db, schema, zone, sid)

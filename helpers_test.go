@@ -87,13 +87,41 @@ func eachDriver(t *testing.T, f func(t *testing.T, db *sql.DB)) {
 	}
 }
 
-// clock is an injectable time source.
+// clock is an injectable time source for both clocks a store reads: the
+// app server's (TestHooks.Now) and the database's (TestHooks.DBNow, a
+// function over a one-row table in a schema of the clock's own). Advance
+// moves both.
 type clock struct {
 	mu sync.Mutex
 	t  time.Time
+	db *sql.DB
+	fn string // the SQL expression reading the database's side
 }
 
-func newClock() *clock { return &clock{t: time.Now().Truncate(time.Second)} }
+func newClock(t testing.TB, db *sql.DB) *clock {
+	t.Helper()
+	c := &clock{t: time.Now().Truncate(time.Second), db: db}
+	schema := pgtest.Schema(t, db)
+	q := func(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+	c.fn = q(schema) + ".clock_now()"
+	for _, stmt := range []string{
+		`CREATE TABLE ` + q(schema) + `.clock (t timestamptz NOT NULL)`,
+		`CREATE FUNCTION ` + c.fn + ` RETURNS timestamptz LANGUAGE sql STABLE AS 'SELECT t FROM ` + q(schema) + `.clock'`,
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatalf("clock: %v", err)
+		}
+	}
+	if _, err := db.Exec(`INSERT INTO `+q(schema)+`.clock VALUES ($1)`, c.t); err != nil {
+		t.Fatalf("clock: %v", err)
+	}
+	return c
+}
+
+// hooks are the store seams that read this clock.
+func (c *clock) hooks() pgstore.TestHooks {
+	return pgstore.TestHooks{Now: c.Now, DBNow: c.fn}
+}
 
 func (c *clock) Now() time.Time {
 	c.mu.Lock()
@@ -103,8 +131,11 @@ func (c *clock) Now() time.Time {
 
 func (c *clock) Advance(d time.Duration) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
-	c.mu.Unlock()
+	if _, err := c.db.Exec(`UPDATE `+strings.TrimSuffix(c.fn, ".clock_now()")+`.clock SET t = $1`, c.t); err != nil {
+		panic("clock: " + err.Error())
+	}
 }
 
 // newTestStore returns a store in a schema of its own (unless cfg names

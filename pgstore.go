@@ -10,9 +10,12 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"reflect"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/sessions"
@@ -58,6 +61,15 @@ type Store struct {
 	now  func() time.Time
 	rand io.Reader
 
+	// dbOffset is the database's clock minus this process's, in
+	// microseconds, as last seen by the setup query or a load. Expiry is
+	// judged by the database's clock in every statement; the offset makes
+	// the expiries this process writes agree with it.
+	dbOffset atomic.Int64
+
+	// warnedInsecure is set once the plain-HTTP warning was logged.
+	warnedInsecure atomic.Bool
+
 	stmts statements
 
 	pruneStop context.CancelFunc
@@ -70,7 +82,7 @@ type Store struct {
 // statements are prepared once in New. Each costs one round trip per use,
 // where an unprepared query with arguments costs two with lib/pq.
 type statements struct {
-	load, insert, update, updateValues, delete, regenerate *sql.Stmt
+	load, insert, update, updateValues, delete, regenerate, exists *sql.Stmt
 }
 
 // New returns a Store on db, which it never closes. It validates cfg, creates
@@ -86,8 +98,21 @@ func NewContext(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 	return newStore(ctx, db, cfg, hooks{})
 }
 
+// Pool limits Open sets on the pool it opens. database/sql keeps only 2
+// idle connections by default, so under concurrency an untuned pool opens
+// and closes a connection on most requests.
+const (
+	// OpenMaxConns is the MaxOpenConns and MaxIdleConns Open sets.
+	OpenMaxConns = 20
+	// OpenConnMaxIdleTime is the ConnMaxIdleTime Open sets.
+	OpenConnMaxIdleTime = 5 * time.Minute
+)
+
 // Open opens a connection pool with lib/pq for dsn (a URL or key=value
 // string) and returns a Store on it. The Store's Close closes the pool.
+//
+// The pool keeps up to OpenMaxConns connections open and idle, and closes
+// those idle for OpenConnMaxIdleTime. Change them through DB.
 func Open(dsn string, cfg Config) (*Store, error) {
 	return OpenContext(context.Background(), dsn, cfg)
 }
@@ -102,6 +127,9 @@ func OpenContext(ctx context.Context, dsn string, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: open %s: %w", describeDSN(dsn), err)
 	}
+	db.SetMaxOpenConns(OpenMaxConns)
+	db.SetMaxIdleConns(OpenMaxConns)
+	db.SetConnMaxIdleTime(OpenConnMaxIdleTime)
 	st, err := newStore(ctx, db, cfg, hooks{})
 	if err != nil {
 		db.Close()
@@ -114,9 +142,14 @@ func OpenContext(ctx context.Context, dsn string, cfg Config) (*Store, error) {
 	return st, nil
 }
 
+// DB returns the connection pool the Store uses: the caller's for New, the
+// one Open opened for Open, so that its limits can be tuned.
+func (st *Store) DB() *sql.DB { return st.db }
+
 // hooks are the test seams; zero values mean the real thing.
 type hooks struct {
 	now       func() time.Time
+	dbNow     string // an SQL expression for the database's clock
 	rand      io.Reader
 	pruneWait func(time.Duration) <-chan time.Time
 	pruned    func(n int64, err error)
@@ -129,6 +162,9 @@ func newStore(ctx context.Context, db *sql.DB, cfg Config, h hooks) (*Store, err
 	set, err := cfg.settings()
 	if err != nil {
 		return nil, err
+	}
+	if h.dbNow != "" {
+		set.dbNow = h.dbNow
 	}
 	st := &Store{
 		db:     db,
@@ -150,7 +186,7 @@ func newStore(ctx context.Context, db *sql.DB, cfg Config, h hooks) (*Store, err
 	if set.express {
 		st.format = newExpressFormat(cfg.ExpressSecrets)
 	} else {
-		st.format = newSecureCookieFormat(cfg.KeyPairs)
+		st.format = newSecureCookieFormat(set.keyPairs)
 	}
 
 	if err := st.setup(ctx); err != nil {
@@ -176,8 +212,14 @@ func (st *Store) setup(ctx context.Context) error {
 	// connect_timeout, which Open sets).
 	probe := make(chan error, 1)
 	go func() {
-		var now sql.NullString
-		probe <- st.db.QueryRowContext(qctx, "SELECT (now() AT TIME ZONE $1)::text", st.cfg.timeZone).Scan(&now)
+		var zoned sql.NullString
+		var dbNow float64
+		err := st.db.QueryRowContext(qctx, "SELECT (now() AT TIME ZONE $1)::text, date_part('epoch', "+st.cfg.dbNow+")",
+			st.cfg.timeZone).Scan(&zoned, &dbNow)
+		if err == nil {
+			st.observeDBClock(dbNow)
+		}
+		probe <- err
 	}()
 	var err error
 	select {
@@ -216,23 +258,31 @@ func (st *Store) prepare(ctx context.Context) error {
 	// TimeZone. Epoch seconds go in and out through to_timestamp and
 	// AT TIME ZONE, so the connection's own TimeZone never matters.
 	at := func(param string) string { return "(to_timestamp(" + param + ") AT TIME ZONE " + tz + ")" }
+	// Whether a row is alive is judged by the database's clock, never by
+	// the app server's, so that servers whose clocks disagree agree on it.
+	alive := "expire >= (" + st.cfg.dbNow + " AT TIME ZONE " + tz + ")"
 	queries := []struct {
 		dst **sql.Stmt
 		sql string
 	}{
-		// load returns the row whatever its expiry; the caller compares
-		// expire with its own clock, so the query binds one parameter.
-		{&st.stmts.load, "SELECT sess, date_part('epoch', expire AT TIME ZONE " + tz + ") FROM " + t +
-			" WHERE sid = $1"},
+		// load returns the row whatever its expiry, with whether it is
+		// alive and the database's clock, so the query binds one parameter
+		// and the store learns the clock's offset on every load.
+		{&st.stmts.load, "SELECT sess, date_part('epoch', expire AT TIME ZONE " + tz + "), " + alive +
+			", date_part('epoch', " + st.cfg.dbNow + ") FROM " + t + " WHERE sid = $1"},
 		{&st.stmts.insert, "INSERT INTO " + t + " (sid, sess, expire) VALUES ($1, $2, " + at("$3") + ")"},
-		{&st.stmts.update, "UPDATE " + t + " SET sess = $2, expire = " + at("$3") +
-			" WHERE sid = $1 AND expire >= " + at("$4")},
-		{&st.stmts.updateValues, "UPDATE " + t + " SET sess = $2 WHERE sid = $1 AND expire >= " + at("$3")},
+		{&st.stmts.update, "UPDATE " + t + " SET sess = $2, expire = " + at("$3") + " WHERE sid = $1 AND " + alive},
+		{&st.stmts.updateValues, "UPDATE " + t + " SET sess = $2 WHERE sid = $1 AND " + alive},
 		{&st.stmts.delete, "DELETE FROM " + t + " WHERE sid = $1"},
 		// One statement moves a session to a new ID: the old row goes and
-		// the new one comes in the same round trip and transaction.
-		{&st.stmts.regenerate, "WITH gone AS (DELETE FROM " + t + " WHERE sid = $1) INSERT INTO " + t +
-			" (sid, sess, expire) VALUES ($2, $3, " + at("$4") + ")"},
+		// the new one comes in the same round trip and transaction, and
+		// only if the old row was there and alive, so that a session logged
+		// out, revoked or expired meanwhile is never brought back. Of two
+		// concurrent Regenerates the second waits on the row lock, then
+		// finds nothing to delete and inserts nothing.
+		{&st.stmts.regenerate, "WITH gone AS (DELETE FROM " + t + " WHERE sid = $1 AND " + alive +
+			" RETURNING 1) INSERT INTO " + t + " (sid, sess, expire) SELECT $2, $3, " + at("$4") + " FROM gone"},
+		{&st.stmts.exists, "SELECT EXISTS (SELECT 1 FROM " + t + " WHERE sid = $1)"},
 	}
 	for _, q := range queries {
 		stmt, err := st.db.PrepareContext(ctx, q.sql)
@@ -246,7 +296,7 @@ func (st *Store) prepare(ctx context.Context) error {
 
 func (st *Store) closeStatements() {
 	for _, stmt := range []*sql.Stmt{st.stmts.load, st.stmts.insert, st.stmts.update,
-		st.stmts.updateValues, st.stmts.delete, st.stmts.regenerate} {
+		st.stmts.updateValues, st.stmts.delete, st.stmts.regenerate, st.stmts.exists} {
 		if stmt != nil {
 			stmt.Close()
 		}
@@ -293,6 +343,18 @@ func (st *Store) queryContext(ctx context.Context) (context.Context, context.Can
 		return ctx, func() {} // already bounded at least as tightly
 	}
 	return context.WithTimeoutCause(ctx, st.cfg.queryTimeout, errQueryTimeout)
+}
+
+// observeDBClock records the database's clock, read as epoch seconds just
+// now.
+func (st *Store) observeDBClock(dbNow float64) {
+	st.dbOffset.Store(epochMicros(dbNow) - st.now().UnixMicro())
+}
+
+// dbNow is the database's clock as this process estimates it: its own
+// clock moved by the offset last observed.
+func (st *Store) dbNow() time.Time {
+	return st.now().Add(time.Duration(st.dbOffset.Load()) * time.Microsecond)
 }
 
 // epoch turns t into the float seconds bound to to_timestamp.
@@ -355,9 +417,10 @@ func (st *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 // loaded is what the store remembers about a session it read, to decide at
 // Save whether anything needs writing.
 type loaded struct {
-	id     string  // the session ID the cookie carries
-	raw    []byte  // sess as stored
-	expire float64 // stored expire, epoch seconds
+	id     string    // the session ID the cookie carries
+	raw    []byte    // sess as stored
+	expire float64   // stored expire, epoch seconds (+Inf for 'infinity')
+	dbNow  time.Time // the database's clock when the row was read
 	meta   meta
 }
 
@@ -367,8 +430,10 @@ func (st *Store) load(ctx context.Context, id string) (*loaded, error) {
 		return nil, errClosed
 	}
 	l := &loaded{id: id}
+	var alive bool
+	var dbNow float64
 	err := st.retry(ctx, func(ctx context.Context) error {
-		return st.stmts.load.QueryRowContext(ctx, st.sid(id)).Scan(&l.raw, &l.expire)
+		return st.stmts.load.QueryRowContext(ctx, st.sid(id)).Scan(&l.raw, &l.expire, &alive, &dbNow)
 	})
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -377,9 +442,10 @@ func (st *Store) load(ctx context.Context, id string) (*loaded, error) {
 	case err != nil:
 		return nil, fmt.Errorf("pgstore: load session: %w", err)
 	}
+	st.observeDBClock(dbNow)
+	l.dbNow = time.UnixMicro(epochMicros(dbNow))
 	// An expired row is as good as missing, until the pruner deletes it.
-	// Compared in whole microseconds, the precision of the column.
-	if epochMicros(l.expire) < st.now().UnixMicro() {
+	if !alive {
 		st.log.DebugContext(ctx, "pgstore: session expired", "session", logID(id))
 		return nil, nil
 	}
@@ -399,9 +465,8 @@ func (st *Store) apply(s *sessions.Session, l *loaded) error {
 	if err := st.decode(l.raw, s.Values, &l.meta); err != nil {
 		return err
 	}
-	now := st.now()
 	if st.cfg.absoluteTimeout > 0 && l.meta.created > 0 &&
-		now.Sub(time.Unix(l.meta.created, 0)) >= st.cfg.absoluteTimeout {
+		l.dbNow.Sub(time.Unix(l.meta.created, 0)) >= st.cfg.absoluteTimeout {
 		for k := range s.Values {
 			delete(s.Values, k)
 		}
@@ -499,6 +564,9 @@ func (st *Store) Save(r *http.Request, w http.ResponseWriter, s *sessions.Sessio
 	if s.Options.MaxAge < 0 {
 		return st.destroy(r, w, s)
 	}
+	if err := checkMaxAge(s.Options.MaxAge); err != nil {
+		return err
+	}
 	if s.IsNew || s.ID == "" {
 		return st.insert(r, w, s)
 	}
@@ -530,6 +598,14 @@ func (st *Store) ttl(o *sessions.Options) time.Duration {
 	return st.cfg.browserSessionTTL
 }
 
+// touchWindow is how far the stored expiry of a session with options o may
+// lag before an unchanged Save moves it: Config.TouchInterval, but never
+// more than half the session's lifetime, so that a session in use is always
+// touched before it expires, whatever its own MaxAge.
+func (st *Store) touchWindow(o *sessions.Options) time.Duration {
+	return min(st.cfg.touchInterval, st.ttl(o)/2)
+}
+
 // expiry returns when a session written now expires, capped by the absolute
 // timeout.
 func (st *Store) expiry(now time.Time, o *sessions.Options, created int64) time.Time {
@@ -558,7 +634,12 @@ func (st *Store) insert(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 // cookie is set.
 func (st *Store) create(r *http.Request, w http.ResponseWriter, s *sessions.Session, op string,
 	write func(ctx context.Context, sid, sess string, exp float64) error) error {
-	now := st.now()
+	// net/http drops a cookie with an invalid name without a word: the
+	// row would be written and never reached.
+	if err := (&http.Cookie{Name: s.Name(), Value: "x"}).Valid(); err != nil {
+		return fmt.Errorf("pgstore: %s session: session name %q cannot be a cookie name: %w", op, s.Name(), err)
+	}
+	now := st.dbNow()
 	m := meta{created: now.Unix()}
 	st.setMaxAge(&m, s.Options)
 	exp := st.expiry(now, s.Options, m.created)
@@ -583,28 +664,30 @@ func (st *Store) create(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 	forget(r, s)
 	s.ID = id
 	s.IsNew = false
-	st.setCookie(w, s, cookie, now, exp)
+	st.setCookie(r, w, s, cookie, now, exp)
 	st.remember(r, s, &loaded{id: id, raw: sess, expire: epoch(exp), meta: m})
 	return nil
 }
 
 func (st *Store) update(r *http.Request, w http.ResponseWriter, s *sessions.Session, l *loaded) error {
-	now := st.now()
+	now := st.dbNow()
 	m := l.meta
 	if m.created == 0 {
 		m.created = now.Unix() // a row from another writer: the clock starts now
 	}
 	st.setMaxAge(&m, s.Options)
 	exp := st.expiry(now, s.Options, m.created)
-	// Touch when the stored expiry lags by TouchInterval or more, or when
-	// the session's lifetime changed (remember me switched on or off).
-	touch := epoch(exp)-l.expire >= st.cfg.touchInterval.Seconds() ||
-		m.maxAge != l.meta.maxAge || m.hasMaxAge != l.meta.hasMaxAge
+	// Touch when the stored expiry lags by the touch window or more, or
+	// when the session's lifetime changed (remember me switched on or
+	// off). A row that expires at 'infinity' was made to last: only a
+	// change of lifetime moves it.
+	lifetimeChanged := m.maxAge != l.meta.maxAge || m.hasMaxAge != l.meta.hasMaxAge
+	touch := epoch(exp)-l.expire >= st.touchWindow(s.Options).Seconds() || lifetimeChanged
 	cookieExpiry := l.meta.cookie.expires
-	if cookieExpiry.IsZero() {
+	if cookieExpiry.IsZero() && !math.IsInf(l.expire, 0) {
 		cookieExpiry = time.UnixMicro(epochMicros(l.expire))
 	}
-	if touch {
+	if touch || cookieExpiry.IsZero() {
 		cookieExpiry = exp
 	}
 	sess, err := st.encode(s, m, cookieExpiry)
@@ -618,9 +701,9 @@ func (st *Store) update(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 	err = st.retry(r.Context(), func(ctx context.Context) error {
 		var err error
 		if touch {
-			res, err = st.stmts.update.ExecContext(ctx, st.sid(s.ID), string(sess), epoch(exp), epoch(now))
+			res, err = st.stmts.update.ExecContext(ctx, st.sid(s.ID), string(sess), epoch(exp))
 		} else {
-			res, err = st.stmts.updateValues.ExecContext(ctx, st.sid(s.ID), string(sess), epoch(now))
+			res, err = st.stmts.updateValues.ExecContext(ctx, st.sid(s.ID), string(sess))
 		}
 		return err
 	})
@@ -639,16 +722,19 @@ func (st *Store) update(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 		l.expire = epoch(exp)
 		l.meta.cookie.expires = exp
 	}
-	// The cookie goes out again when its expiry moved. A browser-session
-	// cookie has no expiry; it is re-sent only to re-sign it when the
-	// request's cookie was signed with an older key, so that rotated-out
-	// keys can be dropped while such sessions are in use.
-	if touch && (s.Options.MaxAge > 0 || st.signedWithOldKey(r, s.Name())) {
+	// The cookie goes out again when its expiry moved, or when the
+	// session's lifetime changed (a persistent cookie becoming a
+	// browser-session one must replace the one the browser keeps). A
+	// browser-session cookie has no expiry; otherwise it is re-sent only
+	// to re-sign it when the request's cookie was signed with an older
+	// key, so that retired keys can be dropped while such sessions are in
+	// use.
+	if touch && (s.Options.MaxAge > 0 || lifetimeChanged || st.signedWithOldKey(r, s.Name())) {
 		cookie, err := st.format.encode(s.Name(), s.ID)
 		if err != nil {
 			return err
 		}
-		st.setCookie(w, s, cookie, now, exp)
+		st.setCookie(r, w, s, cookie, now, exp)
 	}
 	return nil
 }
@@ -706,14 +792,49 @@ func (st *Store) destroy(r *http.Request, w http.ResponseWriter, s *sessions.Ses
 
 // setCookie sends the session cookie. Its Max-Age runs to exp, which may be
 // sooner than Options.MaxAge when the absolute timeout caps it.
-func (st *Store) setCookie(w http.ResponseWriter, s *sessions.Session, value string, now, exp time.Time) {
+func (st *Store) setCookie(r *http.Request, w http.ResponseWriter, s *sessions.Session, value string, now, exp time.Time) {
 	opts := *s.Options
 	if opts.MaxAge > 0 {
 		if left := int(math.Ceil(exp.Sub(now).Seconds())); left < opts.MaxAge {
 			opts.MaxAge = max(left, 1)
 		}
 	}
+	if opts.Secure {
+		st.warnInsecure(r)
+	}
 	http.SetCookie(w, sessions.NewCookie(s.Name(), value, &opts))
+}
+
+// warnInsecure logs, once per store, that a Secure cookie is being set in
+// answer to a plain-HTTP request for a host that is not loopback: browsers
+// drop such cookies without a word, so the user is never logged in.
+// Requests a TLS proxy forwarded with X-Forwarded-Proto: https are fine.
+func (st *Store) warnInsecure(r *http.Request) {
+	if st.cfg.logger == nil || r.TLS != nil || st.warnedInsecure.Load() ||
+		strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") || isLoopback(r.Host) {
+		return
+	}
+	if st.warnedInsecure.CompareAndSwap(false, true) {
+		st.log.WarnContext(r.Context(), "pgstore: a Secure session cookie was set in answer to a plain-HTTP request; "+
+			"browsers drop it, so the session is lost. Serve HTTPS (or forward X-Forwarded-Proto from the TLS proxy), "+
+			"or set Options.Secure to false for development over HTTP",
+			"host", r.Host)
+	}
+}
+
+// isLoopback reports whether host (a Host header, with or without a port)
+// is localhost or a loopback address, where browsers accept Secure cookies
+// over plain HTTP.
+func isLoopback(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // discardHandler is a slog.Handler that drops everything: a nil

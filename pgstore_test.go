@@ -188,8 +188,8 @@ func TestGetRoundTrips(t *testing.T) {
 // the ID the client sent is never reused.
 func TestMissingOrExpiredRowGetsNewID(t *testing.T) {
 	eachDriver(t, func(t *testing.T, db *sql.DB) {
-		clk := newClock()
-		st := newTestStore(t, db, pgstore.Config{}, pgstore.TestHooks{Now: clk.Now})
+		clk := newClock(t, db)
+		st := newTestStore(t, db, pgstore.Config{}, clk.hooks())
 		schema := st.SchemaName()
 
 		// Missing: the row was deleted behind the store's back.
@@ -228,8 +228,8 @@ func TestMissingOrExpiredRowGetsNewID(t *testing.T) {
 // not one microsecond later, in a time zone other than the server's.
 func TestExpiryBoundary(t *testing.T) {
 	eachDriver(t, func(t *testing.T, db *sql.DB) {
-		clk := newClock()
-		st := newTestStore(t, db, pgstore.Config{TimeZone: "America/New_York"}, pgstore.TestHooks{Now: clk.Now})
+		clk := newClock(t, db)
+		st := newTestStore(t, db, pgstore.Config{TimeZone: "America/New_York"}, clk.hooks())
 		c := login(t, st, map[any]any{"user": "alice"})
 		clk.Advance(pgstore.DefaultMaxAge * time.Second)
 		if _, s := get(t, st, c); s.IsNew || s.Values["user"] != "alice" {
@@ -277,8 +277,8 @@ func TestGetUsesRequestContextAndReturnsSessionOnError(t *testing.T) {
 // Point 3: Save writes only what it must.
 func TestSaveWrites(t *testing.T) {
 	eachDriver(t, func(t *testing.T, db *sql.DB) {
-		clk := newClock()
-		st := newTestStore(t, db, pgstore.Config{TouchInterval: -1}, pgstore.TestHooks{Now: clk.Now})
+		clk := newClock(t, db)
+		st := newTestStore(t, db, pgstore.Config{TouchInterval: -1}, clk.hooks())
 		schema := st.SchemaName()
 
 		// New and empty: nothing.
@@ -494,8 +494,8 @@ func TestOpenOwnsItsPool(t *testing.T) {
 
 func TestPruneDeletesOnlyExpired(t *testing.T) {
 	eachDriver(t, func(t *testing.T, db *sql.DB) {
-		clk := newClock()
-		st := newTestStore(t, db, pgstore.Config{}, pgstore.TestHooks{Now: clk.Now})
+		clk := newClock(t, db)
+		st := newTestStore(t, db, pgstore.Config{}, clk.hooks())
 		for i := 0; i < 3; i++ {
 			login(t, st, map[any]any{"i": i})
 		}
@@ -629,10 +629,10 @@ func TestWithConnectTimeout(t *testing.T) {
 // dropped; one already signed with the current key is not re-sent.
 func TestBrowserSessionCookieResignedAfterRotation(t *testing.T) {
 	db := sharedDB(t, "postgres")
-	clk := newClock()
+	clk := newClock(t, db)
 	schema := pgtest.Schema(t, db)
-	old := newTestStore(t, db, pgstore.Config{SchemaName: schema}, pgstore.TestHooks{Now: clk.Now})
-	rotated := newTestStore(t, db, pgstore.Config{SchemaName: schema, KeyPairs: [][]byte{hashKey2, nil, hashKey1}}, pgstore.TestHooks{Now: clk.Now})
+	old := newTestStore(t, db, pgstore.Config{SchemaName: schema}, clk.hooks())
+	rotated := newTestStore(t, db, pgstore.Config{SchemaName: schema, KeyPairs: [][]byte{hashKey2, nil, hashKey1}}, clk.hooks())
 	r, s := get(t, old, nil)
 	s.Values["user"] = "alice"
 	s.Options.MaxAge = 0

@@ -36,17 +36,24 @@ type execer interface {
 // SKIP LOCKED so concurrent pruners and requests never wait on each other,
 // and deleted through the primary key as an array, never a join over the
 // whole table.
+//
+// Expired means expired by the database's clock: the cutoff is never later
+// than now() there, so an app server whose clock runs fast cannot delete
+// sessions that are still alive.
 func (s *settings) pruneSQL() string {
 	t := s.qualifiedTable()
+	tz := quoteLiteral(s.timeZone)
 	return "DELETE FROM " + t + " WHERE sid = ANY(ARRAY(SELECT sid FROM " + t +
-		" WHERE expire < (to_timestamp($1) AT TIME ZONE " + quoteLiteral(s.timeZone) + ")" +
+		" WHERE expire < LEAST(to_timestamp($1) AT TIME ZONE " + tz + ", " + s.dbNow + " AT TIME ZONE " + tz + ")" +
 		" ORDER BY expire LIMIT $2 FOR UPDATE SKIP LOCKED))"
 }
 
 func (st *Store) deleteExpired(ctx context.Context, ex execer) (int64, error) {
 	query := st.cfg.pruneSQL()
-	// One cutoff for the whole round, so a round always ends.
-	cutoff := epoch(st.now())
+	// One cutoff for the whole round, so a round always ends: the
+	// database's clock as estimated at its start (and never past the
+	// database's own now(), which the statement also applies).
+	cutoff := epoch(st.dbNow())
 	var total int64
 	for {
 		if err := ctx.Err(); err != nil {

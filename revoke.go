@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"reflect"
@@ -20,6 +21,13 @@ import (
 // cookie gives an empty session from then on. The absolute timeout starts
 // again, since an authenticated session begins here. Values are kept; clear
 // them first if the old ones should not survive.
+//
+// A session that was loaded but whose row is gone by now (another request
+// logged it out, Revoke deleted it, or it expired) is not brought back:
+// Regenerate returns ErrSessionNotFound, writes nothing and sets no cookie.
+// Of two concurrent Regenerates of one session, one wins and the other gets
+// ErrSessionNotFound. A new session (never saved) is created under a fresh
+// ID, as Save would.
 func (st *Store) Regenerate(r *http.Request, w http.ResponseWriter, s *sessions.Session) error {
 	if st.isClosed() {
 		return errClosed
@@ -31,14 +39,43 @@ func (st *Store) Regenerate(r *http.Request, w http.ResponseWriter, s *sessions.
 	if s.Options.MaxAge < 0 {
 		return st.destroy(r, w, s)
 	}
-	oldSID := ""
-	if s.ID != "" {
-		oldSID = st.sid(s.ID)
-	}
-	return st.create(r, w, s, "regenerate", func(ctx context.Context, sid, sess string, exp float64) error {
-		_, err := st.stmts.regenerate.ExecContext(ctx, oldSID, sid, sess, exp)
+	if err := checkMaxAge(s.Options.MaxAge); err != nil {
 		return err
+	}
+	if s.ID == "" {
+		return st.create(r, w, s, "regenerate", func(ctx context.Context, sid, sess string, exp float64) error {
+			_, err := st.stmts.insert.ExecContext(ctx, sid, sess, exp)
+			return err
+		})
+	}
+	oldSID, oldID := st.sid(s.ID), s.ID
+	tries := 0
+	err := st.create(r, w, s, "regenerate", func(ctx context.Context, sid, sess string, exp float64) error {
+		tries++
+		res, err := st.stmts.regenerate.ExecContext(ctx, oldSID, sid, sess, exp)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil || n == 1 {
+			return err
+		}
+		if tries > 1 {
+			// An earlier attempt may have committed before its connection
+			// died: then the new row is there and the old one gone.
+			var done bool
+			if err := st.stmts.exists.QueryRowContext(ctx, sid).Scan(&done); err != nil || done {
+				return err
+			}
+		}
+		return ErrSessionNotFound
 	})
+	if errors.Is(err, ErrSessionNotFound) {
+		forget(r, s)
+		st.log.DebugContext(r.Context(), "pgstore: regenerate of a session that no longer exists", "session", logID(oldID))
+		return ErrSessionNotFound
+	}
+	return err
 }
 
 // Revoke deletes every session whose value at key equals value, for example
@@ -57,6 +94,30 @@ func (st *Store) Regenerate(r *http.Request, w http.ResponseWriter, s *sessions.
 // fails after the server committed the DELETE, the retry finds nothing left
 // and the count is lower than what was deleted.
 func (st *Store) Revoke(ctx context.Context, key string, value any) (int64, error) {
+	return st.revoke(ctx, key, value, "")
+}
+
+// RevokeOthers deletes every session whose value at key equals value, as
+// Revoke does, except keep's own: "sign out everywhere else". It runs one
+// DELETE, so there is no moment in which another of the user's sessions
+// survives it or keep is gone. It returns how many sessions it deleted.
+//
+// After a password change, call Regenerate on the request's session (a
+// fresh ID for the one that proved the password), then RevokeOthers with
+// it. keep must not be nil; a keep that was never saved has no row to
+// spare, and every matching session is deleted.
+func (st *Store) RevokeOthers(ctx context.Context, key string, value any, keep *sessions.Session) (int64, error) {
+	if keep == nil {
+		return 0, fmt.Errorf("pgstore: revoke others by %q: %w: the session to keep is nil", key, ErrEncode)
+	}
+	keepSID := ""
+	if keep.ID != "" {
+		keepSID = st.sid(keep.ID)
+	}
+	return st.revoke(ctx, key, value, keepSID)
+}
+
+func (st *Store) revoke(ctx context.Context, key string, value any, keepSID string) (int64, error) {
 	if st.isClosed() {
 		return 0, errClosed
 	}
@@ -69,10 +130,10 @@ func (st *Store) Revoke(ctx context.Context, key string, value any) (int64, erro
 	}
 	// The key is a literal, not a parameter, so that an expression index
 	// on (sess ->> 'key') can serve the query.
-	query := "DELETE FROM " + st.cfg.qualifiedTable() + " WHERE sess ->> " + quoteLiteral(key) + " = $1"
+	query := "DELETE FROM " + st.cfg.qualifiedTable() + " WHERE sess ->> " + quoteLiteral(key) + " = $1 AND sid <> $2"
 	var n int64
 	err = st.retry(ctx, func(ctx context.Context) error {
-		res, err := st.db.ExecContext(ctx, query, text)
+		res, err := st.db.ExecContext(ctx, query, text, keepSID)
 		if err != nil {
 			return err
 		}
@@ -82,7 +143,7 @@ func (st *Store) Revoke(ctx context.Context, key string, value any) (int64, erro
 	if err != nil {
 		return 0, fmt.Errorf("pgstore: revoke by %q: %w", key, err)
 	}
-	st.log.InfoContext(ctx, "pgstore: revoked sessions", "key", key, "deleted", n)
+	st.log.InfoContext(ctx, "pgstore: revoked sessions", "key", key, "deleted", n, "kept", keepSID != "")
 	return n, nil
 }
 

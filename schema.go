@@ -26,10 +26,16 @@ func quoteIdent(name string) string {
 	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
 }
 
-// quoteLiteral quotes a string literal (standard_conforming_strings is on
-// by default since PostgreSQL 9.1; the E” form is not needed).
+// quoteLiteral quotes a string literal so that it reads the same whether
+// standard_conforming_strings is on or off (a server, role or connection
+// may turn it off): a string with a backslash takes the E” form, in which
+// backslashes are escapes under either setting, with each one doubled.
 func quoteLiteral(s string) string {
-	return `'` + strings.ReplaceAll(s, `'`, `''`) + `'`
+	q := `'` + strings.ReplaceAll(s, `'`, `''`) + `'`
+	if strings.ContainsRune(s, '\\') {
+		q = `E` + strings.ReplaceAll(q, `\`, `\\`)
+	}
+	return q
 }
 
 // ddlNames are the spellings in schema.sql that ddl replaces. The

@@ -279,9 +279,9 @@ func TestTimeZoneImmunity(t *testing.T) {
 				if err := zoneDB.QueryRow(`SHOW TimeZone`).Scan(&got); err != nil || got != zone {
 					t.Fatalf("connection TimeZone %q, %v", got, err)
 				}
-				clk := newClock()
+				clk := newClock(t, utcDB)
 				schema := pgtest.Schema(t, utcDB)
-				zoned := newTestStore(t, zoneDB, pgstore.Config{SchemaName: schema}, pgstore.TestHooks{Now: clk.Now})
+				zoned := newTestStore(t, zoneDB, pgstore.Config{SchemaName: schema}, clk.hooks())
 
 				// Written by the zoned connection, read as UTC wall clock.
 				c := login(t, zoned, map[any]any{"a": 1})
