@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -231,6 +232,28 @@ func TestExpiryJudgedByAppServerClock(t *testing.T) {
 			})
 		})
 	}
+}
+
+// An app server whose clock stepped forward since it last read the
+// database's must still not prune live sessions: the database's now()
+// bounds every prune.
+func TestSteppedClockPrunesLiveSessions(t *testing.T) {
+	eachDriver(t, func(t *testing.T, db *sql.DB) {
+		clk := newClock(t, db)
+		var step atomic.Int64
+		st := newTestStore(t, db, pgstore.Config{}, pgstore.TestHooks{
+			Now:   func() time.Time { return clk.Now().Add(time.Duration(step.Load())) },
+			DBNow: clk.fn,
+		})
+		r, s := get(t, st, nil)
+		s.Values["user"] = "alice"
+		s.Options.MaxAge = 60
+		save(t, st, r, s)
+		step.Store(int64(10 * time.Minute))
+		if n, err := st.Prune(context.Background()); err != nil || n != 0 {
+			t.Errorf("Prune after a clock step: %d, %v; want 0", n, err)
+		}
+	})
 }
 
 // A loaded session switched from a persistent cookie to a browser-session
