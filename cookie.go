@@ -117,18 +117,30 @@ func (f *secureCookieFormat) decode(name, value string) (string, bool) {
 	}
 	sc := getScratch()
 	defer putScratch(sc)
-	id, ok := f.verify(name, value, f.keys, sc)
-	if !ok || len(id) == 0 || len(id) > 256 {
-		return "", false
-	}
-	if !isIDText(id) {
+	// Two pairs can share a hash key (a rotation of the block key alone):
+	// the signature then matches both, and only the right block key gives
+	// an ID. Go on to the next key while the payload is not one.
+	for keys := f.keys; len(keys) > 0; {
+		id, i, ok := f.verify(name, value, keys, sc)
+		if !ok {
+			return "", false
+		}
+		keys = keys[i+1:]
+		if len(id) == 0 || len(id) > 256 {
+			continue
+		}
+		if isIDText(id) {
+			return string(id), true
+		}
 		// Cookies of gorilla stores that gob-encode the ID (such as
 		// antonlindstrom/pgstore), signed with the same keys, carry a
 		// gob string: accept them so that migrated sessions stay
 		// logged in. See docs/migration.md.
-		return legacyGobID(id)
+		if id, ok := legacyGobID(id); ok {
+			return id, true
+		}
 	}
-	return string(id), true
+	return "", false
 }
 
 // verifyScratch holds the buffers one verification needs, pooled so that
@@ -187,7 +199,7 @@ func (f *secureCookieFormat) idBytes() int { return nativeIDBytes }
 func (f *secureCookieFormat) current(name, value string) bool {
 	sc := getScratch()
 	defer putScratch(sc)
-	_, ok := f.verify(name, value, f.keys[:1], sc)
+	_, _, ok := f.verify(name, value, f.keys[:1], sc)
 	return ok
 }
 
@@ -196,30 +208,31 @@ func (f *secureCookieFormat) current(name, value string) bool {
 // "date|value|mac", where mac is HMAC-SHA256 over "name|date|value", date
 // is decimal, and value is base64url of the payload, AES-CTR encrypted
 // behind its IV when the key has a block cipher. The payload it returns is
-// in sc, valid until sc is reused.
-func (f *secureCookieFormat) verify(name, value string, keys []verifyKey, sc *verifyScratch) ([]byte, bool) {
+// in sc, valid until sc is reused, with the index in keys of the key that
+// verified it.
+func (f *secureCookieFormat) verify(name, value string, keys []verifyKey, sc *verifyScratch) ([]byte, int, bool) {
 	if value == "" || len(value) > maxCookieLen {
-		return nil, false
+		return nil, 0, false
 	}
 	sc.decoded = grow(sc.decoded, base64.URLEncoding.DecodedLen(len(value)))
 	b := sc.decoded
 	n, err := base64.URLEncoding.Decode(b, []byte(value))
 	if err != nil {
-		return nil, false
+		return nil, 0, false
 	}
 	b = b[:n]
 	first := bytes.IndexByte(b, '|')
 	if first < 0 {
-		return nil, false
+		return nil, 0, false
 	}
 	second := bytes.IndexByte(b[first+1:], '|')
 	if second < 0 {
-		return nil, false
+		return nil, 0, false
 	}
 	signed, mac := b[:first+1+second], b[first+2+second:]
 	date, payload := b[:first], b[first+1:first+1+second]
 	sc.signed = append(append(append(sc.signed[:0], name...), '|'), signed...)
-	for _, k := range keys {
+	for i, k := range keys {
 		h := k.macs.Get().(hash.Hash)
 		h.Reset()
 		h.Write(sc.signed)
@@ -249,9 +262,9 @@ func (f *secureCookieFormat) verify(name, value string, keys []verifyKey, sc *ve
 			cipher.NewCTR(k.block, iv).XORKeyStream(text, text)
 			plain = text
 		}
-		return plain, true
+		return plain, i, true
 	}
-	return nil, false
+	return nil, 0, false
 }
 
 // logID is how a session ID appears in logs: a short hash that lets events

@@ -24,10 +24,10 @@ import (
 
 var _ sessions.Store = (*Store)(nil)
 
-// ErrSessionNotFound is returned by Save when the session's row no longer
-// exists: another request logged it out or regenerated it, it was revoked,
-// or it expired after it was loaded. Save does not write the row again, so
-// a logout is never undone by a slower request.
+// ErrSessionNotFound is returned by Save and Regenerate when the session's
+// row no longer exists: another request logged it out or regenerated it, it
+// was revoked, or it expired after it was loaded. Neither writes the row
+// again, so a logout is never undone by a slower request.
 var ErrSessionNotFound = errors.New("pgstore: session no longer exists")
 
 // ErrTooLarge is returned by Save when the encoded session is longer than
@@ -474,7 +474,9 @@ func (st *Store) apply(s *sessions.Session, l *loaded) error {
 		return nil // treated as gone: s stays new, with no values
 	}
 	if l.meta.hasMaxAge {
-		s.Options.MaxAge = l.meta.maxAge
+		// Another writer (Node, an older version) may have stored a
+		// lifetime this store refuses to set: keep the session usable.
+		s.Options.MaxAge = min(max(l.meta.maxAge, 0), MaxMaxAge)
 	}
 	s.ID = l.id
 	s.IsNew = false
@@ -543,8 +545,13 @@ func forget(r *http.Request, s *sessions.Session) {
 //   - A new session with values is inserted under a fresh ID, and the
 //     cookie is set.
 //   - A loaded session whose encoded values are unchanged is not written,
-//     unless its stored expiry lags by Config.TouchInterval or more; then
-//     the expiry moves and the cookie is sent again.
+//     unless its stored expiry lags by its touch window or more: the
+//     smaller of Config.TouchInterval and half the session's lifetime. Then
+//     the expiry moves and a persistent cookie is sent again (a
+//     browser-session cookie only when it must be re-signed with a newer
+//     key).
+//   - A session whose MaxAge changed since it was loaded is written, and
+//     its cookie sent again with the new lifetime.
 //   - A loaded, changed session is updated in one statement. If its row is
 //     gone (logged out, revoked or expired meanwhile), Save returns
 //     ErrSessionNotFound and writes nothing.
@@ -564,7 +571,7 @@ func (st *Store) Save(r *http.Request, w http.ResponseWriter, s *sessions.Sessio
 	if s.Options.MaxAge < 0 {
 		return st.destroy(r, w, s)
 	}
-	if err := checkMaxAge(s.Options.MaxAge); err != nil {
+	if err := st.checkSession(s, "save"); err != nil {
 		return err
 	}
 	if s.IsNew || s.ID == "" {
@@ -588,6 +595,20 @@ func (st *Store) Save(r *http.Request, w http.ResponseWriter, s *sessions.Sessio
 		st.remember(r, s, l)
 	}
 	return st.update(r, w, s, l)
+}
+
+// checkSession refuses, before anything is written, a session the store
+// cannot honour: a MaxAge above MaxMaxAge, or a name that cannot be a
+// cookie name (net/http would drop the cookie without a word, leaving a
+// row nobody can reach).
+func (st *Store) checkSession(s *sessions.Session, op string) error {
+	if err := checkMaxAge(s.Options.MaxAge); err != nil {
+		return err
+	}
+	if err := (&http.Cookie{Name: s.Name(), Value: "x"}).Valid(); err != nil {
+		return fmt.Errorf("pgstore: %s session: session name %q cannot be a cookie name: %w", op, s.Name(), err)
+	}
+	return nil
 }
 
 // ttl is how long the row of a session with options o lives after a write.
@@ -634,11 +655,6 @@ func (st *Store) insert(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 // cookie is set.
 func (st *Store) create(r *http.Request, w http.ResponseWriter, s *sessions.Session, op string,
 	write func(ctx context.Context, sid, sess string, exp float64) error) error {
-	// net/http drops a cookie with an invalid name without a word: the
-	// row would be written and never reached.
-	if err := (&http.Cookie{Name: s.Name(), Value: "x"}).Valid(); err != nil {
-		return fmt.Errorf("pgstore: %s session: session name %q cannot be a cookie name: %w", op, s.Name(), err)
-	}
 	now := st.dbNow()
 	m := meta{created: now.Unix()}
 	st.setMaxAge(&m, s.Options)
@@ -810,16 +826,36 @@ func (st *Store) setCookie(r *http.Request, w http.ResponseWriter, s *sessions.S
 // drop such cookies without a word, so the user is never logged in.
 // Requests a TLS proxy forwarded with X-Forwarded-Proto: https are fine.
 func (st *Store) warnInsecure(r *http.Request) {
-	if st.cfg.logger == nil || r.TLS != nil || st.warnedInsecure.Load() ||
-		strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") || isLoopback(r.Host) {
+	if st.cfg.logger == nil || r.TLS != nil || st.warnedInsecure.Load() || proxiedHTTPS(r) || isLoopback(r.Host) {
 		return
 	}
 	if st.warnedInsecure.CompareAndSwap(false, true) {
 		st.log.WarnContext(r.Context(), "pgstore: a Secure session cookie was set in answer to a plain-HTTP request; "+
-			"browsers drop it, so the session is lost. Serve HTTPS (or forward X-Forwarded-Proto from the TLS proxy), "+
-			"or set Options.Secure to false for development over HTTP",
+			"unless a TLS proxy is in front, browsers drop it and the session is lost. Serve HTTPS (a TLS proxy "+
+			"can say so with X-Forwarded-Proto), or set Options.Secure to false for development over HTTP",
 			"host", r.Host)
 	}
+}
+
+// proxiedHTTPS reports whether a proxy says the client's request came over
+// HTTPS: X-Forwarded-Proto (its first value), Forwarded's proto, or
+// X-Forwarded-Ssl.
+func proxiedHTTPS(r *http.Request) bool {
+	first := func(v string) string {
+		v, _, _ = strings.Cut(v, ",")
+		return strings.TrimSpace(v)
+	}
+	if strings.EqualFold(first(r.Header.Get("X-Forwarded-Proto")), "https") ||
+		strings.EqualFold(r.Header.Get("X-Forwarded-Ssl"), "on") {
+		return true
+	}
+	for _, pair := range strings.Split(first(r.Header.Get("Forwarded")), ";") {
+		k, v, _ := strings.Cut(strings.TrimSpace(pair), "=")
+		if strings.EqualFold(k, "proto") && strings.EqualFold(strings.Trim(v, `"`), "https") {
+			return true
+		}
+	}
+	return false
 }
 
 // isLoopback reports whether host (a Host header, with or without a port)

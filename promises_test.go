@@ -179,6 +179,76 @@ func TestSignOutEverywhereElse(t *testing.T) {
 	})
 }
 
+// A Regenerate that committed while "sign out everywhere else" ran moved a
+// stolen session out of the DELETE's way: the old row was gone when the
+// DELETE reached it, and the new one invisible to it.
+func TestRevokeOthersMissesConcurrentRegenerate(t *testing.T) {
+	db := sharedDB(t, "postgres")
+	st := newTestStore(t, db, pgstore.Config{})
+	table := qualified(st.SchemaName(), pgstore.DefaultTableName)
+	victim := login(t, st, map[any]any{"user_id": 42})
+	thief := login(t, st, map[any]any{"user_id": 42})
+
+	// A transaction of its own holds the thief's row, so that the
+	// Regenerate, then the DELETE, queue behind it in that order.
+	ctx := ctxTimeout(t)
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback() //nolint:errcheck
+	if _, err := tx.Exec(`SELECT 1 FROM `+table+` WHERE sid = $1 FOR UPDATE`, decodeID(t, thief)); err != nil {
+		t.Fatal(err)
+	}
+	tr, ts := get(t, st, thief)
+	tw := httptest.NewRecorder()
+	regenerated := make(chan error, 1)
+	go func() { regenerated <- st.Regenerate(tr, tw, ts) }()
+	waitForLockWaiters(t, db, st.SchemaName(), 1)
+
+	vr, vs := get(t, st, victim)
+	revoked := make(chan error, 1)
+	go func() {
+		_, err := st.RevokeOthers(vr.Context(), "user_id", 42, vs)
+		revoked <- err
+	}()
+	waitForLockWaiters(t, db, st.SchemaName(), 2)
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-regenerated; err != nil {
+		t.Fatalf("Regenerate: %v", err)
+	}
+	if err := <-revoked; err != nil {
+		t.Fatalf("RevokeOthers: %v", err)
+	}
+	if _, s := get(t, st, responseCookie(tw, cookieName)); !s.IsNew {
+		t.Error("the session regenerated meanwhile survived RevokeOthers")
+	}
+	if _, s := get(t, st, victim); s.IsNew {
+		t.Error("the session to keep was deleted")
+	}
+}
+
+// waitForLockWaiters waits, with a bound, until n backends whose query
+// names schema wait on a lock.
+func waitForLockWaiters(t *testing.T, db *sql.DB, schema string, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		var waiting int
+		err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND position($1 in query) > 0`, schema).Scan(&waiting)
+		switch {
+		case err != nil:
+			t.Fatalf("waiting for %d lock waiters: %v", n, err)
+		case waiting >= n:
+			return
+		}
+	}
+}
+
 // App servers whose clocks are five minutes off the database's must agree
 // with it: a slow one must not load or extend a session the database
 // considers expired, and a fast one must not prune live sessions or write
@@ -418,6 +488,26 @@ func TestMaxAgeOverflowWritesExpiredRow(t *testing.T) {
 	}
 }
 
+// A row whose stored lifetime is above MaxMaxAge (Node, or an older
+// version, wrote it) loaded with that MaxAge, and every Save then failed.
+func TestLoadedMaxAgeAboveBoundCannotBeSaved(t *testing.T) {
+	db := sharedDB(t, "postgres")
+	st := newTestStore(t, db, pgstore.Config{})
+	c := login(t, st, map[any]any{"user": "alice"})
+	if _, err := db.Exec(`UPDATE `+qualified(st.SchemaName(), pgstore.DefaultTableName)+
+		` SET sess = jsonb_set(sess::jsonb, '{_pgstore,maxAge}', '4000000000')::json WHERE sid = $1`, decodeID(t, c)); err != nil {
+		t.Fatal(err)
+	}
+	r, s := get(t, st, c)
+	if s.Options.MaxAge != pgstore.MaxMaxAge {
+		t.Errorf("loaded MaxAge %d, want it clamped to %d", s.Options.MaxAge, pgstore.MaxMaxAge)
+	}
+	s.Values["n"] = 1
+	if err := st.Save(r, httptest.NewRecorder(), s); err != nil {
+		t.Fatalf("Save: %v", err)
+	}
+}
+
 // GobCodec accepted the reserved key and dropped it on load; JSONCodec
 // refused it. Both refuse it now.
 func TestGobCodecDropsReservedKey(t *testing.T) {
@@ -455,6 +545,21 @@ func TestInvalidCookieNameLeavesOrphanRow(t *testing.T) {
 	}
 	if n := rowCount(t, db, st.SchemaName(), pgstore.DefaultTableName); n != 0 {
 		t.Errorf("%d orphan rows", n)
+	}
+
+	// A session built by hand for an existing row takes the update path.
+	c := login(t, st, map[any]any{"user": "alice"})
+	hand := sessions.NewSession(st, "bad name;")
+	hand.ID, hand.Options = decodeID(t, c), pgstore.DefaultOptions()
+	hand.Values["user"] = "mallory"
+	if err := st.Save(request(), w, hand); err == nil {
+		t.Error("Save of a loaded session under an invalid cookie name: no error")
+	}
+	if _, s := get(t, st, c); s.Values["user"] != "alice" {
+		t.Errorf("the row was written: %v", s.Values)
+	}
+	if len(w.Result().Cookies()) != 0 {
+		t.Error("a cookie was set")
 	}
 }
 
@@ -533,6 +638,26 @@ func TestKeyRotationTrapLogsEveryoneOut(t *testing.T) {
 	}
 }
 
+// Rotating only the block key (one hash key, two block keys) logged
+// everyone out: the first pair's signature matched, its block key made
+// garbage of the ID, and the retired pair was never tried.
+func TestBlockKeyRotationLogsEveryoneOut(t *testing.T) {
+	db := sharedDB(t, "postgres")
+	schema := pgtest.Schema(t, db)
+	blockKey2 := bytes.Repeat([]byte{4}, 32)
+	old := newTestStore(t, db, pgstore.Config{SchemaName: schema, KeyPairs: [][]byte{hashKey1, blockKey1}})
+	c := login(t, old, map[any]any{"user": "alice"})
+	rotated := newTestStore(t, db, pgstore.Config{SchemaName: schema, KeyPairs: [][]byte{hashKey1, blockKey2},
+		RetiredKeys: []pgstore.KeyPair{{HashKey: hashKey1, BlockKey: blockKey1}}})
+	if _, s := get(t, rotated, c); s.Values["user"] != "alice" {
+		t.Fatal("a cookie encrypted with the retired block key was not accepted")
+	}
+	fresh := login(t, rotated, map[any]any{"user": "bob"})
+	if _, s := get(t, rotated, fresh); s.Values["user"] != "bob" {
+		t.Fatal("a cookie of the current pair was not accepted")
+	}
+}
+
 // Secure cookies set over plain HTTP to a host that is not loopback are
 // dropped by browsers without a word: the store says so, once.
 func TestSecureCookieOverPlainHTTPFailsSilently(t *testing.T) {
@@ -564,7 +689,13 @@ func TestSecureCookieOverPlainHTTPFailsSilently(t *testing.T) {
 	saveAt("http://127.0.0.1/", nil)
 	saveAt("http://[::1]:8080/", nil)
 	saveAt("https://app.example/", nil)
-	saveAt("http://app.example/", func(r *http.Request) { r.Header.Set("X-Forwarded-Proto", "https") })
+	for k, v := range map[string]string{
+		"X-Forwarded-Proto": "https, http",
+		"Forwarded":         `for=192.0.2.9;proto="https"`,
+		"X-Forwarded-Ssl":   "on",
+	} {
+		saveAt("http://app.example/", func(r *http.Request) { r.Header.Set(k, v) })
+	}
 	if n := warnings(); n != 0 {
 		t.Fatalf("%d warnings for requests browsers accept Secure cookies on:\n%s", n, logs.String())
 	}

@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
@@ -27,7 +28,7 @@ import (
 // Regenerate returns ErrSessionNotFound, writes nothing and sets no cookie.
 // Of two concurrent Regenerates of one session, one wins and the other gets
 // ErrSessionNotFound. A new session (never saved) is created under a fresh
-// ID, as Save would.
+// ID, even with no values (where Save would write nothing).
 func (st *Store) Regenerate(r *http.Request, w http.ResponseWriter, s *sessions.Session) error {
 	if st.isClosed() {
 		return errClosed
@@ -39,7 +40,7 @@ func (st *Store) Regenerate(r *http.Request, w http.ResponseWriter, s *sessions.
 	if s.Options.MaxAge < 0 {
 		return st.destroy(r, w, s)
 	}
-	if err := checkMaxAge(s.Options.MaxAge); err != nil {
+	if err := st.checkSession(s, "regenerate"); err != nil {
 		return err
 	}
 	if s.ID == "" {
@@ -90,17 +91,21 @@ func (st *Store) Regenerate(r *http.Request, w http.ResponseWriter, s *sessions.
 // GobCodec are not, because their values are opaque to SQL.
 //
 // It runs one DELETE that examines every row; see docs/operations.md for the
-// expression index that makes it cheap when used often. If the connection
-// fails after the server committed the DELETE, the retry finds nothing left
-// and the count is lower than what was deleted.
+// expression index that makes it cheap when used often. The DELETE runs in
+// a REPEATABLE READ transaction, so that a matching session that another
+// request regenerates while it runs does not slip away under its new ID:
+// the DELETE then starts again, up to 10 times. If the connection fails
+// after the server committed the DELETE, the retry finds nothing left and
+// the count is lower than what was deleted.
 func (st *Store) Revoke(ctx context.Context, key string, value any) (int64, error) {
 	return st.revoke(ctx, key, value, "")
 }
 
 // RevokeOthers deletes every session whose value at key equals value, as
-// Revoke does, except keep's own: "sign out everywhere else". It runs one
-// DELETE, so there is no moment in which another of the user's sessions
-// survives it or keep is gone. It returns how many sessions it deleted.
+// Revoke does, except keep's own: "sign out everywhere else". keep is never
+// deleted, and no other matching session survives, not even one that
+// another request regenerates meanwhile (see Revoke). It returns how many
+// sessions it deleted.
 //
 // After a password change, call Regenerate on the request's session (a
 // fresh ID for the one that proved the password), then RevokeOthers with
@@ -108,7 +113,7 @@ func (st *Store) Revoke(ctx context.Context, key string, value any) (int64, erro
 // spare, and every matching session is deleted.
 func (st *Store) RevokeOthers(ctx context.Context, key string, value any, keep *sessions.Session) (int64, error) {
 	if keep == nil {
-		return 0, fmt.Errorf("pgstore: revoke others by %q: %w: the session to keep is nil", key, ErrEncode)
+		return 0, fmt.Errorf("pgstore: revoke others by %q: the session to keep is nil", key)
 	}
 	keepSID := ""
 	if keep.ID != "" {
@@ -132,19 +137,48 @@ func (st *Store) revoke(ctx context.Context, key string, value any, keepSID stri
 	// on (sess ->> 'key') can serve the query.
 	query := "DELETE FROM " + st.cfg.qualifiedTable() + " WHERE sess ->> " + quoteLiteral(key) + " = $1 AND sid <> $2"
 	var n int64
-	err = st.retry(ctx, func(ctx context.Context) error {
-		res, err := st.db.ExecContext(ctx, query, text, keepSID)
-		if err != nil {
+	for attempt := 1; ; attempt++ {
+		err = st.retry(ctx, func(ctx context.Context) error {
+			var err error
+			n, err = st.deleteSnapshot(ctx, query, text, keepSID)
 			return err
+		})
+		if sqlState(err) != "40001" || attempt == revokeAttempts {
+			break
 		}
-		n, err = res.RowsAffected()
-		return err
-	})
+	}
 	if err != nil {
 		return 0, fmt.Errorf("pgstore: revoke by %q: %w", key, err)
 	}
 	st.log.InfoContext(ctx, "pgstore: revoked sessions", "key", key, "deleted", n, "kept", keepSID != "")
 	return n, nil
+}
+
+// revokeAttempts bounds how often Revoke starts again after a concurrent
+// Regenerate moved one of the sessions it was deleting.
+const revokeAttempts = 10
+
+// deleteSnapshot runs the DELETE in a REPEATABLE READ transaction. Under
+// READ COMMITTED a Regenerate that commits while the DELETE runs would
+// move a matching session out of its way: the old row is gone when the
+// DELETE reaches it, and the new one is invisible to it. Under REPEATABLE
+// READ that case fails with a serialization error (40001), and the caller
+// starts again with a snapshot that holds the new row.
+func (st *Store) deleteSnapshot(ctx context.Context, query string, args ...any) (int64, error) {
+	tx, err := st.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead})
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	res, err := tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, err
+	}
+	return n, tx.Commit()
 }
 
 // revokeText is the text ->> yields for value as this store writes it.

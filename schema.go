@@ -28,7 +28,7 @@ func quoteIdent(name string) string {
 
 // quoteLiteral quotes a string literal so that it reads the same whether
 // standard_conforming_strings is on or off (a server, role or connection
-// may turn it off): a string with a backslash takes the E” form, in which
+// may turn it off): a string with a backslash takes the E'...' form, in which
 // backslashes are escapes under either setting, with each one doubled.
 func quoteLiteral(s string) string {
 	q := `'` + strings.ReplaceAll(s, `'`, `''`) + `'`
