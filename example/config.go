@@ -78,6 +78,8 @@ func configFromEnv(getenv func(string) string, log *slog.Logger) (appConfig, err
 		if cfg.Production {
 			return cfg, errors.New("APP_ENV=production needs DATABASE_URL, the PostgreSQL server that keeps the sessions")
 		}
+		// The tests' list, so that both find the same server. pgtest is
+		// internal to this module: an app of your own lists its own.
 		cfg.LocalDSNs = pgtest.LocalDSNs(getenv)
 		cfg.Throwaway = true
 	}
