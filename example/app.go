@@ -104,25 +104,32 @@ var homePage = template.Must(template.New("home").Parse(`<!doctype html>
 <button>Log in</button>
 </form>
 {{- end}}
-<p>Visits in this session: {{.Visits}}</p>
+{{if .Visits}}<p>Visits in this session: {{.Visits}}</p>
+{{end -}}
 <p><small>Sessions are kept in {{.Storage}}.</small></p>
 </body>
 </html>
 `))
 
-// home counts the visit and shows who is logged in.
+// home shows who is logged in and counts their visits. An anonymous visitor
+// gets no session: saving one would set a cookie and write a 30-day row for
+// every cookie-less request, a bot's or a one-time visitor's. Sessions start
+// at login, when there is something to keep.
 func (a *app) home(w http.ResponseWriter, r *http.Request) {
 	s := a.session(r)
-	visits, _ := s.Values["visits"].(int)
-	visits++
-	s.Values["visits"] = visits
-	// Save sets the cookie, so it comes before anything is written.
-	if err := s.Save(r, w); err != nil {
-		a.serverError(w, r, "save session", err)
-		return
+	user, _ := s.Values["user"].(string)
+	var visits int
+	if !s.IsNew {
+		visits, _ = s.Values["visits"].(int)
+		visits++
+		s.Values["visits"] = visits
+		// Save sets the cookie, so it comes before anything is written.
+		if err := s.Save(r, w); err != nil {
+			a.serverError(w, r, "save session", err)
+			return
+		}
 	}
 
-	user, _ := s.Values["user"].(string)
 	var page bytes.Buffer
 	err := homePage.Execute(&page, struct {
 		User    string

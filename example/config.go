@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/url"
-	"os/user"
-	"strings"
+
+	"github.com/pgsessions/pgstore/internal/pgtest"
 )
 
 // appConfig is everything newApp needs. main builds it from the environment
@@ -25,7 +23,8 @@ type appConfig struct {
 	// answer, newApp fails rather than quietly using something else.
 	DatabaseURL string
 
-	// LocalDSNs are tried in order when DatabaseURL is empty.
+	// LocalDSNs are tried in order when DatabaseURL is empty: the same list
+	// the tests try (pgtest.LocalDSNs).
 	LocalDSNs []string
 
 	// Throwaway lets newApp start a temporary PostgreSQL cluster when no
@@ -55,14 +54,18 @@ func configFromEnv(getenv func(string) string, log *slog.Logger) (appConfig, err
 
 	secret := getenv("SESSION_SECRET")
 	switch {
+	case cfg.Production && secret == "":
+		return cfg, fmt.Errorf("APP_ENV=production needs SESSION_SECRET (at least %d bytes) to sign session cookies: "+
+			"set it to a long random value, e.g. `openssl rand -base64 48`, the same on every instance", minSecretLen)
+	case cfg.Production && len(secret) < minSecretLen:
+		// The length only: the secret itself never goes to the log.
+		return cfg, fmt.Errorf("APP_ENV=production needs a SESSION_SECRET of at least %d bytes; it has %d: "+
+			"set it to a long random value, e.g. `openssl rand -base64 48`", minSecretLen, len(secret))
 	case secret != "":
 		cfg.HashKey = hashKeyFromSecret(secret)
-		if len(secret) < 32 {
-			log.Warn("SESSION_SECRET is shorter than 32 bytes; use a long random value, e.g. `openssl rand -base64 48`")
+		if len(secret) < minSecretLen {
+			log.Warn(fmt.Sprintf("SESSION_SECRET is shorter than %d bytes, which production refuses; use a long random value, e.g. `openssl rand -base64 48`", minSecretLen))
 		}
-	case cfg.Production:
-		return cfg, errors.New("APP_ENV=production needs SESSION_SECRET to sign session cookies: " +
-			"set it to a long random value, e.g. `openssl rand -base64 48`, the same on every instance")
 	default:
 		cfg.HashKey = make([]byte, 32)
 		if _, err := rand.Read(cfg.HashKey); err != nil {
@@ -75,64 +78,26 @@ func configFromEnv(getenv func(string) string, log *slog.Logger) (appConfig, err
 		if cfg.Production {
 			return cfg, errors.New("APP_ENV=production needs DATABASE_URL, the PostgreSQL server that keeps the sessions")
 		}
-		cfg.LocalDSNs = localDSNs(getenv)
+		// The tests' list, so that both find the same server. pgtest is
+		// internal to this module: an app of your own lists its own.
+		cfg.LocalDSNs = pgtest.LocalDSNs(getenv)
 		cfg.Throwaway = true
 	}
 	return cfg, nil
 }
 
+// minSecretLen is the shortest SESSION_SECRET production accepts, in bytes:
+// the length pgstore requires of a signing key.
+const minSecretLen = 32
+
 // hashKeyFromSecret turns SESSION_SECRET into the HMAC key that signs
-// cookies. securecookie wants 32 bytes or more: a secret that long is the
-// key; a shorter one is stretched to 32 bytes with SHA-256, which makes it
-// the right length but no harder to guess.
+// cookies. pgstore wants 32 bytes or more: a secret that long is the key; a
+// shorter one (development only) is stretched to 32 bytes with SHA-256, which
+// makes it the right length but no harder to guess.
 func hashKeyFromSecret(secret string) []byte {
-	if len(secret) >= 32 {
+	if len(secret) >= minSecretLen {
 		return []byte(secret)
 	}
 	sum := sha256.Sum256([]byte(secret))
 	return sum[:]
-}
-
-// localDSNs lists the servers to try when DATABASE_URL is unset: the local
-// server (PGHOST and PGPORT, default 127.0.0.1:5432; PGHOST may be a socket
-// directory) as PGUSER or the current OS
-// user, in PGDATABASE, the database named after the user, then "postgres".
-func localDSNs(getenv func(string) string) []string {
-	host, port := getenv("PGHOST"), getenv("PGPORT")
-	if host == "" {
-		host = "127.0.0.1"
-	}
-	if port == "" {
-		port = "5432"
-	}
-	name := getenv("PGUSER")
-	if name == "" {
-		if u, err := user.Current(); err == nil {
-			name = u.Username
-		}
-	}
-	if name == "" {
-		name = "postgres"
-	}
-
-	var dsns []string
-	seen := make(map[string]bool)
-	for _, db := range []string{getenv("PGDATABASE"), name, "postgres"} {
-		if db == "" || seen[db] {
-			continue
-		}
-		seen[db] = true
-		// A local server answers at once or not at all: wait 3 seconds.
-		q := url.Values{"sslmode": {"disable"}, "connect_timeout": {"3"}}
-		u := url.URL{Scheme: "postgres", User: url.User(name), Path: "/" + db}
-		if strings.HasPrefix(host, "/") { // a Unix socket directory
-			q.Set("host", host)
-			q.Set("port", port)
-		} else {
-			u.Host = net.JoinHostPort(host, port)
-		}
-		u.RawQuery = q.Encode()
-		dsns = append(dsns, u.String())
-	}
-	return dsns
 }

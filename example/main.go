@@ -1,32 +1,38 @@
 // Command example is a small gorilla/mux web app whose sessions live in
-// PostgreSQL through pgstore: a login form, a visit counter, /whoami and
-// /healthz.
+// PostgreSQL through pgstore: a login form, a visit counter for logged-in
+// users, /whoami and /healthz. Anonymous visitors get no session: no cookie,
+// no row.
 //
 //	go run ./example
 //
 // It reads its settings from the environment:
 //
 //	DATABASE_URL    The PostgreSQL server to keep sessions in, for example
-//	                postgres://app@db.internal:5432/app. When it is unset, the
-//	                app looks for a server on localhost (PGHOST, PGPORT, PGUSER
-//	                and PGDATABASE adjust where), then starts a throwaway
-//	                cluster if the PostgreSQL binaries are installed, and as a
-//	                last resort keeps sessions in signed cookies. The log says
-//	                which one it picked; every fallback is for development.
-//	SESSION_SECRET  Signs the session cookie. A secret of 32 bytes or more is
-//	                used as the key as it is; a shorter one is hashed with
-//	                SHA-256 into a 32-byte key, which adds no strength, so use
-//	                a long random value (openssl rand -base64 48). When unset
-//	                in development, each run makes a random key, so sessions
+//	                postgres://app@db.internal:5432/app. When it is unset (in
+//	                development only), the app tries the local server the
+//	                tests use: PGHOST:PGPORT (default 127.0.0.1:5432) as PGUSER
+//	                (default the OS user, then postgres) in PGDATABASE
+//	                (default the user's database, then postgres); then starts
+//	                a throwaway cluster in $TMPDIR if the PostgreSQL server
+//	                binaries are installed; and as a last resort keeps
+//	                sessions in signed cookies. The log says which one it
+//	                picked. A throwaway cluster is deleted when the app stops
+//	                on SIGINT, SIGTERM, SIGHUP or SIGQUIT; one left by a
+//	                killed run is deleted at the next start.
+//	SESSION_SECRET  Signs the session cookie: a long random value, e.g.
+//	                openssl rand -base64 48. Production refuses one shorter
+//	                than 32 bytes. In development a shorter one is hashed with
+//	                SHA-256 into a 32-byte key, which adds no strength, and
+//	                when it is unset each run makes a random key, so sessions
 //	                end when the process stops.
-//	APP_ENV         "production" requires SESSION_SECRET and DATABASE_URL and
-//	                marks the cookie Secure (sent over HTTPS only).
-//	                Default: "development".
+//	APP_ENV         "production" requires SESSION_SECRET (32 bytes or more)
+//	                and DATABASE_URL and marks the cookie Secure (sent over
+//	                HTTPS only). Default: "development".
 //	PORT            The port to listen on. Default: 8080.
 //
 // Endpoints:
 //
-//	GET  /         an HTML page: who is logged in, a visit counter, a form
+//	GET  /         an HTML page: who is logged in, their visits, a form
 //	POST /login    form field user (1 to 64 characters); redirects (303) to /
 //	POST /logout   ends the session; redirects (303) to /, or answers 200
 //	               {"user":null} when the request accepts application/json
@@ -42,13 +48,19 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 )
 
-// shutdownTimeout is how long in-flight requests get to finish on SIGINT or
-// SIGTERM.
+// shutdownTimeout is how long in-flight requests get to finish on a stop
+// signal.
 const shutdownTimeout = 10 * time.Second
+
+// stopSignals are the signals that stop the app cleanly: Ctrl-C, a service
+// manager's stop, a closed terminal (SIGHUP) and Ctrl-\. Each would
+// otherwise end the process at once and leave a throwaway cluster running.
+var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
 
 func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -68,11 +80,15 @@ func run(log *slog.Logger) error {
 		port = "8080"
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
 	defer stop()
 
 	a, err := newApp(ctx, cfg)
 	if err != nil {
+		if ctx.Err() != nil {
+			log.Info("stopped while starting")
+			return nil
+		}
 		return err
 	}
 	defer a.Close()
@@ -85,14 +101,19 @@ func run(log *slog.Logger) error {
 	srv := &http.Server{Handler: a, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("listening", "url", "http://localhost:"+port)
+	log.Info("listening", "url", "http://localhost:"+strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
 
 	select {
 	case err := <-served:
 		return err
 	case <-ctx.Done():
 	}
-	stop() // from here on, a second Ctrl-C ends the process at once
+	// From here on, a second signal ends the process at once; the next run
+	// removes a throwaway cluster that this one then leaves behind.
+	stop()
+	// After SIGHUP, stderr may be a pipe whose reader went with the
+	// terminal; a write to it must not kill the process before it cleans up.
+	signal.Ignore(syscall.SIGPIPE)
 	log.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()

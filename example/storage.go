@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"time"
@@ -18,6 +19,16 @@ import (
 
 // localTimeout bounds each attempt to reach a server on localhost.
 const localTimeout = 5 * time.Second
+
+// Pool limits. database/sql keeps only 2 idle connections by default, so
+// under concurrent requests most queries would first open a new connection
+// (a TCP and authentication round trip, and a new server process) and close
+// it afterwards. These are the limits pgstore.Open sets; the example opens
+// its own pool because /healthz pings it.
+const (
+	maxConns        = 20
+	connMaxIdleTime = 5 * time.Minute
+)
 
 // storage is where sessions are kept, with what it takes to release it.
 type storage struct {
@@ -61,11 +72,17 @@ func openStorage(ctx context.Context, cfg appConfig) (*storage, error) {
 	if cfg.Production {
 		return nil, errors.New("production needs DATABASE_URL; it never falls back to development storage")
 	}
+	if cfg.Throwaway {
+		removeStaleClusters(log)
+	}
 
 	for _, dsn := range cfg.LocalDSNs {
 		tryCtx, cancel := context.WithTimeout(ctx, localTimeout)
 		s, err := openPostgres(tryCtx, cfg, dsn)
 		cancel()
+		if ctx.Err() != nil { // stopped by a signal: no more fallbacks
+			return nil, ctx.Err()
+		}
 		if err != nil {
 			log.Info("no usable PostgreSQL here", "database", redact(dsn), "err", err)
 			continue
@@ -80,9 +97,25 @@ func openStorage(ctx context.Context, cfg appConfig) (*storage, error) {
 		if err == nil {
 			return s, nil
 		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		log.Warn("could not start a throwaway PostgreSQL cluster", "err", err)
 	}
 	return openCookieStore(cfg), nil
+}
+
+// removeStaleClusters deletes the throwaway clusters that earlier runs left
+// behind when they could not clean up (killed with SIGKILL, or a second
+// Ctrl-C during shutdown), stopping their servers first.
+func removeStaleClusters(log *slog.Logger) {
+	removed, err := pgtest.RemoveStale("")
+	for _, dir := range removed {
+		log.Info("removed a throwaway PostgreSQL cluster left by an earlier run", "dir", dir)
+	}
+	if err != nil {
+		log.Warn("could not remove a throwaway PostgreSQL cluster left by an earlier run", "err", err)
+	}
 }
 
 // openPostgres opens a pool on dsn and a pgstore.Store on it. The Store
@@ -92,6 +125,9 @@ func openPostgres(ctx context.Context, cfg appConfig, dsn string) (*storage, err
 	if err != nil {
 		return nil, err
 	}
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
+	db.SetConnMaxIdleTime(connMaxIdleTime)
 	store, err := pgstore.NewContext(ctx, db, pgstore.Config{
 		KeyPairs:   [][]byte{cfg.HashKey},
 		Options:    cookieOptions(cfg.Production),
@@ -114,7 +150,9 @@ func openPostgres(ctx context.Context, cfg appConfig, dsn string) (*storage, err
 }
 
 // openThrowaway starts a new PostgreSQL cluster in a temporary directory
-// and keeps sessions there until close, which deletes it.
+// and keeps sessions there until close, which deletes it. main calls close on
+// every signal it can catch; a cluster left by a run that could not (SIGKILL)
+// is removed by the next run's removeStaleClusters.
 //
 // pgtest is this module's internal test helper, so an app outside the module
 // cannot import it: copy the rest of this file and drop this step, or run
@@ -135,10 +173,10 @@ func openThrowaway(ctx context.Context, cfg appConfig) (*storage, error) {
 	s.close = func() error {
 		err := closeStore()
 		cluster.Remove()
-		cfg.Logger.Info("throwaway PostgreSQL cluster stopped and deleted")
+		cfg.Logger.Info("throwaway PostgreSQL cluster stopped and deleted", "dir", cluster.Dir())
 		return err
 	}
-	cfg.Logger.Info("Session storage: PostgreSQL", "from", "throwaway cluster", "database", cluster.DSN())
+	cfg.Logger.Info("Session storage: PostgreSQL", "from", "throwaway cluster", "database", cluster.DSN(), "dir", cluster.Dir())
 	return s, nil
 }
 

@@ -15,11 +15,19 @@ import (
 // Cluster is a throwaway PostgreSQL cluster in a temporary directory, with
 // trust authentication on 127.0.0.1 and a free port. Tests may stop and start
 // it to simulate a database restart.
+//
+// The process that starts a cluster holds a lock on a file in its directory
+// until Remove, so that RemoveStale can tell a cluster whose owner died
+// (killed, crashed) from one in use.
 type Cluster struct {
 	dir, bin string
 	port     int
-	runAs    string // the OS user the server runs as, when we are root
+	runAs    string   // the OS user the server runs as, when we are root
+	owner    *os.File // the locked owner file; nil where locks are not supported
 }
+
+// dirPrefix starts the name of every cluster directory.
+const dirPrefix = "pgstore-cluster-"
 
 // binDir finds initdb and pg_ctl.
 func binDir() (string, error) {
@@ -51,39 +59,58 @@ func StartCluster() (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{bin: bin}
-	// initdb refuses to run as root; run the server as postgres then.
-	if os.Geteuid() == 0 {
-		if _, err := user.Lookup("postgres"); err != nil {
-			return nil, fmt.Errorf("running as root and there is no postgres user to run a cluster as")
-		}
-		c.runAs = "postgres"
-	}
-	c.dir, err = os.MkdirTemp("", "pgstore-cluster-")
+	runAs, err := serverUser()
 	if err != nil {
 		return nil, err
 	}
+	c := &Cluster{bin: bin, runAs: runAs}
+	c.dir, err = os.MkdirTemp("", dirPrefix)
+	if err != nil {
+		return nil, err
+	}
+	// Lock before anything else, so that no directory of a live process is
+	// ever without its lock for long; RemoveStale leaves lockless ones alone.
+	c.owner, err = lockOwner(c.dir)
+	if err != nil {
+		os.RemoveAll(c.dir)
+		return nil, fmt.Errorf("lock %s: %w", c.dir, err)
+	}
 	if c.runAs != "" {
 		if out, err := exec.Command("chown", c.runAs, c.dir).CombinedOutput(); err != nil {
-			os.RemoveAll(c.dir)
+			c.removeFiles()
 			return nil, fmt.Errorf("chown %s: %v: %s", c.dir, err, out)
 		}
 	}
 	c.port, err = freePort()
 	if err != nil {
-		os.RemoveAll(c.dir)
+		c.removeFiles()
 		return nil, err
 	}
 	if err := c.run("initdb", "-D", c.data(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C"); err != nil {
-		os.RemoveAll(c.dir)
+		c.removeFiles()
 		return nil, err
 	}
 	if err := c.Start(); err != nil {
-		os.RemoveAll(c.dir)
+		c.removeFiles()
 		return nil, err
 	}
 	return c, nil
 }
+
+// serverUser is the OS user to run the server as: initdb refuses to run as
+// root, so as root it is postgres; otherwise "" (ourselves).
+func serverUser() (string, error) {
+	if os.Geteuid() != 0 {
+		return "", nil
+	}
+	if _, err := user.Lookup("postgres"); err != nil {
+		return "", fmt.Errorf("running as root and there is no postgres user to run a cluster as")
+	}
+	return "postgres", nil
+}
+
+// Dir is the cluster's directory.
+func (c *Cluster) Dir() string { return c.dir }
 
 func (c *Cluster) data() string { return filepath.Join(c.dir, "data") }
 
@@ -116,7 +143,16 @@ func (c *Cluster) Stop() error {
 // Remove stops the server if it runs and deletes the cluster.
 func (c *Cluster) Remove() {
 	_ = c.run("pg_ctl", "-D", c.data(), "-m", "immediate", "-w", "stop")
+	c.removeFiles()
+}
+
+// removeFiles deletes the directory, then lets go of the owner lock: in the
+// other order, RemoveStale could take a directory still being deleted.
+func (c *Cluster) removeFiles() {
 	os.RemoveAll(c.dir)
+	if c.owner != nil {
+		c.owner.Close()
+	}
 }
 
 // DSN is a lib/pq and pgx compatible URL for the cluster's postgres

@@ -1,7 +1,7 @@
-// Package pgtest finds a real PostgreSQL server for tests, the way a user
-// would: DATABASE_URL, else a server on localhost:5432, else a throwaway
-// cluster started from the PostgreSQL binaries when they are installed. It is
-// test support only, not part of pgstore's API.
+// Package pgtest finds a real PostgreSQL server for tests, the way the
+// example app does: DATABASE_URL, else the local server LocalDSNs lists,
+// else a throwaway cluster started from the PostgreSQL binaries when they are
+// installed. It is test support only, not part of pgstore's API.
 package pgtest
 
 import (
@@ -57,7 +57,7 @@ func find() (string, error) {
 		return dsn, nil
 	}
 	var tried []string
-	for _, dsn := range localCandidates() {
+	for _, dsn := range LocalDSNs(os.Getenv) {
 		err := ping(dsn)
 		if err == nil {
 			return dsn, nil
@@ -71,33 +71,58 @@ func find() (string, error) {
 	}
 	tried = append(tried, "throwaway cluster: "+err.Error())
 	return "", fmt.Errorf("no PostgreSQL server found; set DATABASE_URL (for example postgres://user@localhost:5432/db?sslmode=disable), "+
-		"run one on localhost:5432, or install the PostgreSQL server binaries (initdb, pg_ctl). Tried:\n  %s",
+		"run one on 127.0.0.1:5432 (or set PGHOST, PGPORT, PGUSER, PGDATABASE), or install the PostgreSQL server binaries (initdb, pg_ctl). Tried:\n  %s",
 		strings.Join(tried, "\n  "))
 }
 
-func localCandidates() []string {
-	users := []string{os.Getenv("PGUSER")}
-	if u, err := user.Current(); err == nil {
-		users = append(users, u.Username)
+// LocalDSNs lists the local servers to try when DATABASE_URL is unset, in
+// order; the tests and the example app both use it. The server is at PGHOST
+// and PGPORT (default 127.0.0.1 and 5432; PGHOST may be a Unix socket
+// directory). The user is PGUSER, else the OS user, then postgres; for each
+// user, the database is PGDATABASE, else the one named after the user, then
+// postgres. getenv is os.Getenv, or a stand-in in tests.
+func LocalDSNs(getenv func(string) string) []string {
+	host, port := getenv("PGHOST"), getenv("PGPORT")
+	if host == "" {
+		host = "127.0.0.1"
 	}
-	users = append(users, "postgres")
-	dbs := []string{os.Getenv("PGDATABASE"), "test", "postgres"}
-	var out []string
-	seen := map[string]bool{}
-	for _, u := range users {
-		for _, d := range dbs {
-			if u == "" || d == "" {
+	if port == "" {
+		port = "5432"
+	}
+	first := getenv("PGUSER")
+	if first == "" {
+		if u, err := user.Current(); err == nil {
+			first = u.Username
+		}
+	}
+	var dsns []string
+	seen := make(map[string]bool)
+	for _, name := range []string{first, "postgres"} {
+		db := getenv("PGDATABASE")
+		if db == "" {
+			db = name
+		}
+		for _, db := range []string{db, "postgres"} {
+			if name == "" || db == "" {
 				continue
 			}
-			dsn := (&url.URL{Scheme: "postgres", User: url.User(u), Host: "127.0.0.1:5432", Path: "/" + d,
-				RawQuery: "sslmode=disable&connect_timeout=3"}).String()
-			if !seen[dsn] {
+			// A local server answers at once or not at all: wait 3 seconds.
+			q := url.Values{"sslmode": {"disable"}, "connect_timeout": {"3"}}
+			u := url.URL{Scheme: "postgres", User: url.User(name), Path: "/" + db}
+			if strings.HasPrefix(host, "/") { // a Unix socket directory
+				q.Set("host", host)
+				q.Set("port", port)
+			} else {
+				u.Host = net.JoinHostPort(host, port)
+			}
+			u.RawQuery = q.Encode()
+			if dsn := u.String(); !seen[dsn] {
 				seen[dsn] = true
-				out = append(out, dsn)
+				dsns = append(dsns, dsn)
 			}
 		}
 	}
-	return out
+	return dsns
 }
 
 func ping(dsn string) error {

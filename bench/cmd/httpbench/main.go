@@ -4,7 +4,7 @@
 //
 // Usage, from the bench directory:
 //
-//	go run ./cmd/httpbench [-duration 10s] [-rounds 1] [-profile] [-servers pgstore,floor,express,scs]
+//	go run ./cmd/httpbench [-duration 10s] [-rounds 1] [-profile] [-servers pgstore,pgstore-open,floor,express,scs]
 package main
 
 import (
@@ -75,8 +75,8 @@ func parseFlags() (options, error) {
 	flag.DurationVar(&o.nodeWarmup, "node-warmup", 6*time.Second, "warm-up before each measured run of the Express server (Node's JIT needs longer)")
 	flag.IntVar(&o.conns, "conns", 32, "concurrent keep-alive connections of the load generator")
 	flag.IntVar(&o.sessions, "sessions", 500, "sessions created per server; each request picks one at random")
-	flag.IntVar(&o.pool, "pool", 10, "max connections of every server's pool (database/sql for Go, pg's Pool for Express); 10 is pg's default")
-	flag.StringVar(&servers, "servers", "pgstore,floor,express,scs", "servers to run, in order")
+	flag.IntVar(&o.pool, "pool", 10, "max connections of every server's pool (database/sql for Go, pg's Pool for Express) but pgstore-open's, which keeps Open's; 10 is pg's default")
+	flag.StringVar(&servers, "servers", "pgstore,pgstore-open,floor,express,scs", "servers to run, in order")
 	flag.IntVar(&o.rounds, "rounds", 1, "how many times to run the whole sequence of servers; with more than one, the report adds medians")
 	flag.BoolVar(&o.profile, "profile", false, "take a CPU profile of each Go server during each measured run of the first round and print its top entries")
 	flag.StringVar(&o.benchDir, "bench-dir", ".", "the bench directory (holding express/ and results/)")
@@ -87,7 +87,7 @@ func parseFlags() (options, error) {
 	}
 	for _, s := range strings.Split(servers, ",") {
 		if _, ok := serverSpecs[s]; !ok {
-			return o, fmt.Errorf("-servers: unknown server %q (have pgstore, floor, express, scs)", s)
+			return o, fmt.Errorf("-servers: unknown server %q (have pgstore, pgstore-open, floor, express, scs)", s)
 		}
 		o.servers = append(o.servers, s)
 	}
@@ -128,10 +128,11 @@ const scsDDL = `CREATE TABLE %[1]s.sessions (
 CREATE INDEX sessions_expiry_idx ON %[1]s.sessions (expiry);`
 
 var serverSpecs = map[string]serverSpec{
-	"pgstore": {title: "pgstore (gorilla/sessions)", schema: "httpbench_pgstore", table: "user_sessions"}, // pgstore.New creates it
-	"floor":   {title: "raw-SQL floor", schema: "httpbench_floor", table: "user_sessions", ddl: userSessionsDDL},
-	"express": {title: "Express + connect-pg-simple", schema: "httpbench_express", table: "user_sessions", ddl: userSessionsDDL, node: true},
-	"scs":     {title: "scs + postgresstore", schema: "httpbench_scs", table: "sessions", ddl: scsDDL},
+	"pgstore":      {title: "pgstore (New, tuned pool)", schema: "httpbench_pgstore", table: "user_sessions"}, // pgstore.New creates it
+	"pgstore-open": {title: "pgstore (Open, its own pool)", schema: "httpbench_pgstore_open", table: "user_sessions"},
+	"floor":        {title: "raw-SQL floor", schema: "httpbench_floor", table: "user_sessions", ddl: userSessionsDDL},
+	"express":      {title: "Express + connect-pg-simple", schema: "httpbench_express", table: "user_sessions", ddl: userSessionsDDL, node: true},
+	"scs":          {title: "scs + postgresstore", schema: "httpbench_scs", table: "sessions", ddl: scsDDL},
 }
 
 // result is one (server, workload) row of the report.

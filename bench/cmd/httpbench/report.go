@@ -38,8 +38,8 @@ func buildReport(o options, env environment, started time.Time, results []result
 	fmt.Fprintf(&w, "- `GET /read` loads the session and answers its user name; `POST /write` increments a counter in the session and answers it. Every response is checked (2xx and the expected body).\n")
 	fmt.Fprintf(&w, "- Load: %d keep-alive connections (net/http Transport, requests built before the clock starts), warm-up %s (Express %s) then %s measured, per workload.\n",
 		o.conns, o.warmup, o.nodeWarmup, o.duration)
-	fmt.Fprintf(&w, "- Pools: every server gets at most %d connections (pg's default of 10 unless -pool says otherwise): Go servers through database/sql with lib/pq (MaxOpenConns = MaxIdleConns), Express through pg's Pool (max).\n", o.pool)
-	fmt.Fprintf(&w, "- pgstore: `pgstore.New(db, Config{KeyPairs, SchemaName})`, defaults otherwise; handlers call `session.Save` on every request. Express: resave false, saveUninitialized false, pruner off, touch on (default). scs: `scs.New()` + `postgresstore.New(db)` + `LoadAndSave`, as its README shows.\n")
+	fmt.Fprintf(&w, "- Pools: every server gets at most %d connections (pg's default of 10 unless -pool says otherwise): Go servers through database/sql with lib/pq (MaxOpenConns = MaxIdleConns), Express through pg's Pool (max). The exception is pgstore-open, which keeps the pool `pgstore.Open` makes, as a newcomer would; its DB round trips are not counted (n/a), and when its pool closes connections the CPU of their backends, gone before the end of the run, is not counted either.\n", o.pool)
+	fmt.Fprintf(&w, "- pgstore: `pgstore.New(db, Config{KeyPairs, SchemaName})` on the tuned pool, defaults otherwise; pgstore-open: `pgstore.Open(dsn, Config{KeyPairs, SchemaName})`, the same handlers; handlers call `session.Save` on every request. Express: resave false, saveUninitialized false, pruner off, touch on (default). scs: `scs.New()` + `postgresstore.New(db)` + `LoadAndSave`, as its README shows.\n")
 	fmt.Fprintf(&w, "- The load generator, the server and PostgreSQL share the same %d cores, so every req/s here is bounded by all three together. The CPU columns split the measured window's CPU time per request: load generator (this process), server process, the server's PostgreSQL backends, and everything else the machine did meanwhile (PostgreSQL's WAL writer and other background processes, kernel threads doing I/O and networking, and other users' work: the machine is shared, so a large \"other\" marks a noisy window). \"machine busy\" is the share of all cores that was not idle; \"iowait\" the share that was idle while I/O was outstanding (writes wait for WAL flushes; other users' I/O slows them without showing in \"other\").\n", env.numCPU)
 	if o.profile {
 		fmt.Fprintf(&w, "- CPU profiling was ON for the Go servers during the measured runs (about 1%% overhead).\n")
@@ -121,6 +121,25 @@ func buildReport(o options, env environment, started time.Time, results []result
 		}
 		row = append(row, verdict)
 		fmt.Fprintf(&w, "| %s |\n", strings.Join(row, " | "))
+	}
+
+	if hasServer(summary, "pgstore-open") && hasServer(summary, "pgstore") {
+		fmt.Fprintf(&w, "\n## pgstore.Open's own pool vs the tuned one\n\n")
+		medians := ""
+		if o.rounds > 1 {
+			medians = ", medians over the rounds"
+		}
+		fmt.Fprintf(&w, "req/s of pgstore on the pool `pgstore.Open` makes, left as it is, divided by pgstore's on the tuned pool (%d connections kept open and idle)%s. Below 1, Open's defaults cost throughput.\n\n",
+			o.pool, medians)
+		fmt.Fprintf(&w, "| workload | Open req/s | tuned req/s | Open ÷ tuned |\n|---|--:|--:|--:|\n")
+		for _, wl := range workloads {
+			open, tuned := findRPS(summary, "pgstore-open", wl.name), findRPS(summary, "pgstore", wl.name)
+			ratio := 0.0
+			if open > 0 && tuned > 0 {
+				ratio = open / tuned
+			}
+			fmt.Fprintf(&w, "| %s | %.0f | %.0f | %s |\n", wl.name, open, tuned, fmtRatio(ratio))
+		}
 	}
 
 	var profiled []result
@@ -295,6 +314,15 @@ func isDisturbed(results []result, server, workload string) bool {
 	for _, r := range results {
 		if r.server == server && r.workload == workload {
 			return r.disturbed()
+		}
+	}
+	return false
+}
+
+func hasServer(results []result, server string) bool {
+	for _, r := range results {
+		if r.server == server {
+			return true
 		}
 	}
 	return false

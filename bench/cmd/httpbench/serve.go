@@ -32,44 +32,58 @@ import (
 // own process, heap and CPU accounting. It prints "listening ADDR DEBUGADDR".
 func serveMain(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	kind := fs.String("kind", "", "server kind: pgstore, floor or scs")
+	kind := fs.String("kind", "", "server kind: pgstore, pgstore-open, floor or scs")
 	dsn := fs.String("dsn", "", "PostgreSQL DSN")
 	schema := fs.String("schema", "", "schema holding the server's table")
-	pool := fs.Int("pool", 4, "max open (and idle) connections")
+	pool := fs.Int("pool", 4, "max open (and idle) connections; pgstore-open keeps Open's own")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 
 	var trips atomic.Int64
-	connector, err := pq.NewConnector(*dsn)
-	if err != nil {
-		return err
-	}
-	connector.Dialer(countingDialer{trips: &trips})
-	db := sql.OpenDB(connector)
-	defer db.Close()
-	db.SetMaxOpenConns(*pool)
-	db.SetMaxIdleConns(*pool)
-
+	counted := true // whether trips counts the server's round trips
 	var app http.Handler
-	switch *kind {
-	case "pgstore":
-		h, closeStore, err := pgstoreApp(db, *schema)
+	if *kind == "pgstore-open" {
+		// pgstore.Open opens its own pool, with its own settings: this
+		// server is there to measure them, so neither -pool nor the
+		// counting dialer applies.
+		counted = false
+		store, err := openPgstore(*dsn, *schema)
 		if err != nil {
 			return err
 		}
-		defer closeStore()
-		app = h
-	case "floor":
-		h, err := floorApp(db, *schema)
+		defer store.Close()
+		app = pgstoreHandler(store)
+	} else {
+		connector, err := pq.NewConnector(*dsn)
 		if err != nil {
 			return err
 		}
-		app = h
-	case "scs":
-		app = scsApp(db)
-	default:
-		return fmt.Errorf("unknown server kind %q", *kind)
+		connector.Dialer(countingDialer{trips: &trips})
+		db := sql.OpenDB(connector)
+		defer db.Close()
+		db.SetMaxOpenConns(*pool)
+		db.SetMaxIdleConns(*pool)
+
+		switch *kind {
+		case "pgstore":
+			store, err := newPgstore(db, *schema)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			app = pgstoreHandler(store)
+		case "floor":
+			h, err := floorApp(db, *schema)
+			if err != nil {
+				return err
+			}
+			app = h
+		case "scs":
+			app = scsApp(db)
+		default:
+			return fmt.Errorf("unknown server kind %q", *kind)
+		}
 	}
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -85,6 +99,10 @@ func serveMain(args []string) error {
 	debug.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	debug.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	debug.HandleFunc("/debug/roundtrips", func(w http.ResponseWriter, r *http.Request) {
+		if !counted {
+			http.Error(w, "round trips are not counted for this server", http.StatusNotFound)
+			return
+		}
 		io.WriteString(w, strconv.FormatInt(trips.Load(), 10))
 	})
 	// Requests sent while the store is set up are not the workload's.
@@ -155,18 +173,36 @@ func serverError(w http.ResponseWriter, what string, err error) {
 	writeText(w, http.StatusInternalServerError, what+": "+err.Error())
 }
 
-// pgstoreApp is a gorilla/sessions application on pgstore with default
-// settings. Like most gorilla apps, every handler calls Save, changed or
-// not: the store decides whether anything is written.
-func pgstoreApp(db *sql.DB, schema string) (http.Handler, func() error, error) {
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return nil, nil, err
-	}
-	store, err := pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{key}, SchemaName: schema})
+// newPgstore is pgstore with default settings on a pool set up by the
+// caller (the tuned one, -pool connections kept open and idle).
+func newPgstore(db *sql.DB, schema string) (*pgstore.Store, error) {
+	key, err := randomKey()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
+	return pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{key}, SchemaName: schema})
+}
+
+// openPgstore is pgstore as a newcomer starts it: pgstore.Open, with the
+// pool it opens left as it is.
+func openPgstore(dsn, schema string) (*pgstore.Store, error) {
+	key, err := randomKey()
+	if err != nil {
+		return nil, err
+	}
+	return pgstore.Open(dsn, pgstore.Config{KeyPairs: [][]byte{key}, SchemaName: schema})
+}
+
+func randomKey() ([]byte, error) {
+	key := make([]byte, 32)
+	_, err := rand.Read(key)
+	return key, err
+}
+
+// pgstoreHandler is a gorilla/sessions application on store. Like most
+// gorilla apps, every handler calls Save, changed or not: the store decides
+// whether anything is written.
+func pgstoreHandler(store *pgstore.Store) http.Handler {
 	const name = "session"
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
@@ -219,7 +255,7 @@ func pgstoreApp(db *sql.DB, schema string) (http.Handler, func() error, error) {
 		}
 		writeText(w, http.StatusOK, strconv.Itoa(n))
 	})
-	return mux, store.Close, nil
+	return mux
 }
 
 // floorSess is all the floor server keeps in sess.
