@@ -133,10 +133,7 @@ func expressSchema(t *testing.T) string {
 func startExpress(t *testing.T, schema string, o expressOptions) *expressApp {
 	t.Helper()
 	requireNode(t)
-	dsn, err := pgtest.DSN()
-	if err != nil {
-		t.Skip(err.Error())
-	}
+	dsn := pgtest.Require(t)
 	if !strings.Contains(dsn, "://") {
 		t.Fatal("the Express interop tests need a postgres:// URL as DATABASE_URL: node-postgres does not read key=value DSNs")
 	}

@@ -421,7 +421,7 @@ func TestDatabaseRestart(t *testing.T) {
 	}
 	cluster, err := pgtest.StartCluster()
 	if err != nil {
-		t.Skipf("no throwaway cluster: %v", err)
+		pgtest.SkipOrFail(t, fmt.Errorf("start a throwaway cluster: %w", err))
 	}
 	t.Cleanup(cluster.Remove)
 	for _, drv := range pgtest.Drivers {
