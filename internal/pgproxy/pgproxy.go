@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,10 +59,17 @@ type Proxy struct {
 	roundTrips atomic.Int64
 	pings      atomic.Int64
 
-	mu     sync.Mutex
-	closed bool
-	conns  map[net.Conn]struct{}
-	stmts  []string
+	mu      sync.Mutex
+	closed  bool
+	conns   map[net.Conn]struct{}
+	stmts   []string
+	waiters []waiter
+}
+
+// waiter is an Await in progress.
+type waiter struct {
+	substr string
+	seen   chan struct{}
 }
 
 // Start listens on 127.0.0.1:0 and forwards each accepted connection to
@@ -115,6 +123,19 @@ func (p *Proxy) Statements() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]string(nil), p.stmts...)
+}
+
+// Await returns a channel that is closed when a client sends a statement
+// (a Parse or simple Query, pings aside) whose SQL contains substr, after
+// this call. The statement has then been read and is on its way to the
+// server: tests use it to act once an operation has started, instead of
+// sleeping and hoping it has.
+func (p *Proxy) Await(substr string) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	w := waiter{substr: substr, seen: make(chan struct{})}
+	p.waiters = append(p.waiters, w)
+	return w.seen
 }
 
 // DropConnections closes every live connection, on both the client and the
@@ -323,9 +344,19 @@ func (p *Proxy) record(typ byte, body []byte) {
 		p.mu.Unlock()
 		return
 	}
-	p.stmts = append(p.stmts, string(body))
+	sql := string(body)
+	p.stmts = append(p.stmts, sql)
 	if typ == 'Q' {
 		p.roundTrips.Add(1)
 	}
+	waiting := p.waiters[:0]
+	for _, w := range p.waiters {
+		if strings.Contains(sql, w.substr) {
+			close(w.seen)
+		} else {
+			waiting = append(waiting, w)
+		}
+	}
+	p.waiters = waiting
 	p.mu.Unlock()
 }

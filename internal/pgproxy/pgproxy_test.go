@@ -185,6 +185,47 @@ func TestPingsAreNotRoundTrips(t *testing.T) {
 	}
 }
 
+// Await fires when the statement it names is sent, before the server has
+// answered, and not for other statements.
+func TestAwait(t *testing.T) {
+	p, db := open(t, "postgres", 2)
+	sleeping := p.Await("pg_sleep")
+	never := p.Await("no statement says this")
+	if _, err := db.Exec("SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-sleeping:
+		t.Fatal("Await(pg_sleep) fired on SELECT 1")
+	default:
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := db.ExecContext(ctx, "SELECT pg_sleep(30)")
+		done <- err
+	}()
+	select {
+	case <-sleeping:
+	case err := <-done:
+		t.Fatalf("pg_sleep returned (%v) and Await did not fire", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Await(pg_sleep) did not fire within 10s")
+	}
+	select {
+	case err := <-done:
+		t.Errorf("Await fired only after pg_sleep(30) returned: %v", err)
+	default: // still sleeping: Await fired when the statement was sent
+	}
+	cancel()
+	<-done
+	select {
+	case <-never:
+		t.Error("Await fired for a statement nobody sent")
+	default:
+	}
+}
+
 func TestConcurrentClients(t *testing.T) {
 	const workers, runs = 4, 25
 	p, db := open(t, "postgres", workers)
