@@ -3,6 +3,7 @@ package pgtest_test
 import (
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 
@@ -68,5 +69,25 @@ func TestSkipOrFail(t *testing.T) {
 				t.Errorf("failure %q does not say why it is not a skip", msg)
 			}
 		})
+	}
+}
+
+// DSN's error for a DATABASE_URL that does not answer wraps ErrDatabaseURL,
+// which is what makes SkipOrFail fail outside CI. (DSN looks once per
+// process; no other test in this package calls it.)
+func TestDeadDatabaseURL(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	t.Setenv("DATABASE_URL", "postgres://nobody@"+addr+"/none?sslmode=disable")
+	dsn, err := pgtest.DSN()
+	if !errors.Is(err, pgtest.ErrDatabaseURL) {
+		t.Fatalf("DSN() = %q, %v; want an error wrapping ErrDatabaseURL", dsn, err)
+	}
+	if !strings.Contains(err.Error(), addr) {
+		t.Errorf("%v does not name the server tried", err)
 	}
 }
