@@ -525,6 +525,12 @@ func BenchmarkGetWhilePruning(b *testing.B) {
 		if _, err := e.db.Exec(`ANALYZE ` + qualified(e.schema, "user_sessions")); err != nil {
 			b.Fatal(err)
 		}
+		// Another store on the table prunes, as another instance would,
+		// through a proxy that tells when its first batch is sent; the
+		// measured Gets use the env's own pool, without the proxy.
+		pruneDB, proxy := proxied(b, benchDriver())
+		pruner := newTestStore(b, pruneDB, pgstore.Config{SchemaName: e.schema, SkipCreateTable: true})
+		started := proxy.Await(pruner.PruneSQL())
 		var wg sync.WaitGroup
 		var pruned atomic.Int64
 		var running atomic.Bool
@@ -534,13 +540,19 @@ func BenchmarkGetWhilePruning(b *testing.B) {
 		go func() {
 			defer wg.Done()
 			defer running.Store(false)
-			n, err := e.st.Prune(ctx)
+			n, err := pruner.Prune(ctx)
 			pruned.Store(n)
 			if err != nil && ctx.Err() == nil {
 				b.Error(err)
 			}
 		}()
-		time.Sleep(50 * time.Millisecond) // let the first batch start
+		select {
+		case <-started:
+		case <-time.After(time.Minute):
+			cancel()
+			wg.Wait()
+			b.Fatal("the prune sent no batch within a minute")
+		}
 		b.StartTimer()
 		lat := measure(b, e)
 		stillRunning := running.Load()

@@ -46,6 +46,42 @@ func Example() {
 	log.Fatal(http.ListenAndServe(":8080", nil))
 }
 
+// The cookie defaults, changed for plain-HTTP development. Start from
+// DefaultOptions when you set Config.Options, which is used as given.
+func ExampleDefaultOptions() {
+	opts := pgstore.DefaultOptions()
+	opts.Secure = false // development over http://, not localhost
+	fmt.Println("Path:", opts.Path)
+	fmt.Println("MaxAge:", opts.MaxAge, "=", time.Duration(opts.MaxAge)*time.Second)
+	fmt.Println("HttpOnly:", opts.HttpOnly, "Secure:", opts.Secure)
+	fmt.Println("SameSite Lax:", opts.SameSite == http.SameSiteLaxMode)
+	// Output:
+	// Path: /
+	// MaxAge: 2592000 = 720h0m0s
+	// HttpOnly: true Secure: false
+	// SameSite Lax: true
+}
+
+// New checks the Config before it sends anything to the database, and its
+// errors name the field at fault and wrap ErrConfig.
+func ExampleNew_configError() {
+	db, err := sql.Open("postgres", "") // a pool that has not connected yet
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	for _, cfg := range []pgstore.Config{
+		{KeyPairs: [][]byte{[]byte("a passphrase, not a key")}},
+		{ExpressSecrets: []string{"s3cret"}, HashIDs: true},
+	} {
+		_, err := pgstore.New(db, cfg)
+		fmt.Println(errors.Is(err, pgstore.ErrConfig), err)
+	}
+	// Output:
+	// true pgstore: invalid config: Config.KeyPairs[0] hash key is 23 bytes; it must be at least 32
+	// true pgstore: invalid config: Config.HashIDs cannot be combined with ExpressSecrets: Node looks sessions up by their raw ID
+}
+
 // Rotating keys: put the new pair first and keep the old one until every
 // cookie signed with it has been re-sent (cookies are re-sent at least every
 // TouchInterval while a session is in use) or has expired.

@@ -602,16 +602,30 @@ func TestPrunePlanUsesIndexes(t *testing.T) {
 			t.Fatal(err)
 		}
 		var plan strings.Builder
-		for rows.Next() {
+		var readErr error
+		for readErr == nil && rows.Next() {
 			var line string
-			rows.Scan(&line)
+			readErr = rows.Scan(&line)
 			plan.WriteString(line + "\n")
 		}
-		rows.Close()
+		rows.Close() // before failing: open rows would hold the table against the schema's drop
+		if readErr == nil {
+			readErr = rows.Err()
+		}
+		if readErr != nil {
+			t.Fatalf("%s: read the plan: %v", mode, readErr)
+		}
+		if !strings.Contains(plan.String(), "Index") {
+			t.Errorf("%s: the prune batch's plan uses no index:\n%s", mode, plan.String())
+		}
 		if strings.Contains(plan.String(), "Seq Scan") || strings.Contains(plan.String(), "Hash") {
 			t.Errorf("%s: prune batch scans the table:\n%s", mode, plan.String())
 		}
-		conn.ExecContext(ctx, `DEALLOCATE prune_batch`)
+		if _, err := conn.ExecContext(ctx, `DEALLOCATE prune_batch`); err != nil {
+			t.Fatal(err)
+		}
 	}
-	conn.ExecContext(ctx, `RESET plan_cache_mode`)
+	if _, err := conn.ExecContext(ctx, `RESET plan_cache_mode`); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -53,17 +53,14 @@ var (
 // shared holds one pool per driver for tests that need nothing special.
 var shared sync.Map
 
-// sharedDB returns the shared pool for driverName, skipping t when no
-// server is available.
+// sharedDB returns the shared pool for driverName. Without a server it
+// fails t under CI or with DATABASE_URL set, and skips it elsewhere.
 func sharedDB(t testing.TB, driverName string) *sql.DB {
 	t.Helper()
 	if db, ok := shared.Load(driverName); ok {
 		return db.(*sql.DB)
 	}
-	dsn, err := pgtest.DSN()
-	if err != nil {
-		t.Skip(err.Error())
-	}
+	dsn := pgtest.Require(t)
 	db, err := sql.Open(driverName, dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -276,10 +273,7 @@ func decodeID(t testing.TB, c *http.Cookie, keyPairs ...[]byte) string {
 // counting proxy to the test server.
 func proxied(t testing.TB, driverName string) (*sql.DB, *pgproxy.Proxy) {
 	t.Helper()
-	dsn, err := pgtest.DSN()
-	if err != nil {
-		t.Skip(err.Error())
-	}
+	dsn := pgtest.Require(t)
 	p, err := pgproxy.Start(pgtest.HostPort(dsn))
 	if err != nil {
 		t.Fatal(err)

@@ -470,10 +470,7 @@ func TestCloseIsIdempotentAndStopsPruner(t *testing.T) {
 }
 
 func TestOpenOwnsItsPool(t *testing.T) {
-	dsn, err := pgtest.DSN()
-	if err != nil {
-		t.Skip(err)
-	}
+	dsn := pgtest.Require(t)
 	db := sharedDB(t, "postgres")
 	schema := pgtest.Schema(t, db)
 	st, err := pgstore.Open(dsn, pgstore.Config{KeyPairs: [][]byte{hashKey1}, SchemaName: schema})
@@ -588,10 +585,7 @@ func TestEmptyBlockKeyMeansNone(t *testing.T) {
 // connection problem, not a TimeZone one; config errors from Open do not
 // claim a connection was tried.
 func TestNewErrorMessages(t *testing.T) {
-	dsn, err := pgtest.DSN()
-	if err != nil {
-		t.Skip(err)
-	}
+	dsn := pgtest.Require(t)
 	u, err := url.Parse(dsn)
 	if err != nil || u.Scheme == "" {
 		t.Skip("needs a URL DSN")

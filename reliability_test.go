@@ -421,7 +421,7 @@ func TestDatabaseRestart(t *testing.T) {
 	}
 	cluster, err := pgtest.StartCluster()
 	if err != nil {
-		t.Skipf("no throwaway cluster: %v", err)
+		pgtest.SkipOrFail(t, fmt.Errorf("start a throwaway cluster: %w", err))
 	}
 	t.Cleanup(cluster.Remove)
 	for _, drv := range pgtest.Drivers {
@@ -433,9 +433,15 @@ func TestDatabaseRestart(t *testing.T) {
 			for i := 0; i < 20; i++ {
 				cookies = append(cookies, login(t, st, map[any]any{"i": i}))
 			}
-			// Load on a few goroutines through the outage.
-			var stop atomic.Bool
+			// Load on a few goroutines through the outage. The test moves on
+			// at events, not after sleeps: the restart once the load has
+			// served warmUp requests, the start once a request failed with
+			// the database down.
+			const warmUp = 40
+			var stop, down atomic.Bool
 			var failures, successes atomic.Int64
+			warmed, failed := make(chan struct{}), make(chan struct{})
+			var failedOnce sync.Once
 			var wg sync.WaitGroup
 			for g := 0; g < 4; g++ {
 				wg.Add(1)
@@ -455,20 +461,38 @@ func TestDatabaseRestart(t *testing.T) {
 						}
 						if err != nil {
 							failures.Add(1)
-						} else {
-							successes.Add(1)
+							if down.Load() {
+								failedOnce.Do(func() { close(failed) })
+							}
+						} else if successes.Add(1) == warmUp {
+							close(warmed)
 						}
 					}
 				}(g)
 			}
-			time.Sleep(100 * time.Millisecond) // let load build up before the restart
+			// await fails the test when ch is not closed in time; the load
+			// is stopped first, so that no goroutine outlives the test.
+			await := func(ch <-chan struct{}, what string) {
+				t.Helper()
+				select {
+				case <-ch:
+				case <-time.After(time.Minute):
+					stop.Store(true)
+					wg.Wait()
+					t.Fatalf("%s within a minute (%d successes, %d failures)", what, successes.Load(), failures.Load())
+				}
+			}
+			await(warmed, "the load did not serve its first requests")
+			down.Store(true)
 			if err := cluster.Stop(); err != nil {
+				stop.Store(true)
+				wg.Wait()
 				t.Fatal(err)
 			}
-			for failures.Load() == 0 {
-				time.Sleep(10 * time.Millisecond)
-			}
+			await(failed, "no request failed while the database was down")
 			if err := cluster.Start(); err != nil {
+				stop.Store(true)
+				wg.Wait()
 				t.Fatal(err)
 			}
 			stop.Store(true)

@@ -58,7 +58,7 @@ func TestRoleWithoutCreatePrivilege(t *testing.T) {
 	dsn, _ := pgtest.DSN()
 	role := "pgstore_app_" + strings.ReplaceAll(pgtest.Schema(t, db), "pgstore_test_", "")
 	if _, err := db.Exec(`CREATE ROLE "` + role + `" LOGIN`); err != nil {
-		t.Skipf("cannot create a role here: %v", err)
+		pgtest.SkipOrFail(t, fmt.Errorf("cannot create a role here: %w", err))
 	}
 	t.Cleanup(func() {
 		db.Exec(`DROP OWNED BY "` + role + `"`)

@@ -401,7 +401,7 @@ func TestThrowawayClusterFallback(t *testing.T) {
 	}
 	if a.storage.db == nil {
 		a.Close()
-		t.Skipf("no throwaway cluster could be started; log:\n%s", logs)
+		pgtest.SkipOrFail(t, fmt.Errorf("no throwaway cluster could be started; log:\n%s", logs))
 	}
 	srv := httptest.NewServer(a)
 	c := newClient(t, srv)
@@ -599,10 +599,7 @@ func TestStaleClusterRemovedAtStart(t *testing.T) {
 // server.
 func testConfig(t *testing.T) appConfig {
 	t.Helper()
-	dsn, err := pgtest.DSN()
-	if err != nil {
-		t.Skip(err.Error())
-	}
+	dsn := pgtest.Require(t)
 	log, _ := newTestLogger(t)
 	return appConfig{
 		HashKey:     randomKey(t),

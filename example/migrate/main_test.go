@@ -214,10 +214,7 @@ func count(t *testing.T, db *sql.DB, table string) int {
 }
 
 func TestMigrate(t *testing.T) {
-	dsn, err := pgtest.DSN()
-	if err != nil {
-		t.Skip(err.Error())
-	}
+	dsn := pgtest.Require(t)
 	gob.Register(cartItem{})
 	db := pgtest.OpenDSN(t, "postgres", dsn)
 	schema := pgtest.Schema(t, db)

@@ -8,6 +8,12 @@
 // connection startup phase (SSLRequest, StartupMessage, authentication 'p'
 // messages, CancelRequest) are never counted.
 //
+// Neither are the liveness pings of pgx's database/sql driver, the simple
+// query "-- ping", which it sends when it hands out a pooled connection whose
+// last use is more than a second old (by its own clock, which tests cannot
+// set): counted, they would make a measured operation cost one more round
+// trip whenever the test machine was slow. Pings counts them instead.
+//
 // Connect through the proxy with sslmode=disable: if the client negotiates
 // TLS or GSS encryption the traffic is opaque, and that connection is only
 // forwarded, never counted.
@@ -24,6 +30,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,11 +57,19 @@ type Proxy struct {
 	once   sync.Once
 
 	roundTrips atomic.Int64
+	pings      atomic.Int64
 
-	mu     sync.Mutex
-	closed bool
-	conns  map[net.Conn]struct{}
-	stmts  []string
+	mu      sync.Mutex
+	closed  bool
+	conns   map[net.Conn]struct{}
+	stmts   []string
+	waiters []waiter
+}
+
+// waiter is an Await in progress.
+type waiter struct {
+	substr string
+	seen   chan struct{}
 }
 
 // Start listens on 127.0.0.1:0 and forwards each accepted connection to
@@ -86,20 +101,41 @@ func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 // answer the count already includes it.
 func (p *Proxy) RoundTrips() int64 { return p.roundTrips.Load() }
 
-// Reset sets the round-trip counter to zero and forgets recorded statements.
+// Pings returns the number of pgx liveness pings (the simple query
+// "-- ping") sent since Start or the last Reset. They are not round trips
+// and not statements.
+func (p *Proxy) Pings() int64 { return p.pings.Load() }
+
+// Reset sets the round-trip and ping counters to zero and forgets recorded
+// statements.
 func (p *Proxy) Reset() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.roundTrips.Store(0)
+	p.pings.Store(0)
 	p.stmts = nil
 }
 
 // Statements returns, in the order seen, the SQL text of every Parse ('P')
-// and simple Query ('Q') message sent since Start or the last Reset.
+// and simple Query ('Q') message sent since Start or the last Reset, except
+// pgx's pings.
 func (p *Proxy) Statements() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]string(nil), p.stmts...)
+}
+
+// Await returns a channel that is closed when a client sends a statement
+// (a Parse or simple Query, pings aside) whose SQL contains substr, after
+// this call. The statement has then been read and is on its way to the
+// server: tests use it to act once an operation has started, instead of
+// sleeping and hoping it has.
+func (p *Proxy) Await(substr string) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	w := waiter{substr: substr, seen: make(chan struct{})}
+	p.waiters = append(p.waiters, w)
+	return w.seen
 }
 
 // DropConnections closes every live connection, on both the client and the
@@ -288,7 +324,11 @@ func (p *Proxy) messages(in *bufio.Reader, out *bufio.Writer) error {
 	}
 }
 
-// record notes the SQL of a Query or Parse message and counts a Query.
+// pingSQL is what pgconn's Ping sends as a simple query.
+const pingSQL = "-- ping"
+
+// record notes the SQL of a Query or Parse message and counts a Query, or a
+// ping.
 func (p *Proxy) record(typ byte, body []byte) {
 	if typ == 'P' { // Parse: statement name, then the query, both C strings
 		if i := bytes.IndexByte(body, 0); i >= 0 {
@@ -299,9 +339,24 @@ func (p *Proxy) record(typ byte, body []byte) {
 		body = body[:i]
 	}
 	p.mu.Lock()
-	p.stmts = append(p.stmts, string(body))
+	if typ == 'Q' && string(body) == pingSQL {
+		p.pings.Add(1)
+		p.mu.Unlock()
+		return
+	}
+	sql := string(body)
+	p.stmts = append(p.stmts, sql)
 	if typ == 'Q' {
 		p.roundTrips.Add(1)
 	}
+	waiting := p.waiters[:0]
+	for _, w := range p.waiters {
+		if strings.Contains(sql, w.substr) {
+			close(w.seen)
+		} else {
+			waiting = append(waiting, w)
+		}
+	}
+	p.waiters = waiting
 	p.mu.Unlock()
 }

@@ -22,38 +22,29 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/pgsessions/pgstore/internal/pgproxy"
+	"github.com/pgsessions/pgstore/internal/pgtest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-const defaultDSN = "host=127.0.0.1 port=5432 user=root dbname=test sslmode=disable"
-
-// baseDSN is DATABASE_URL when set, else the local test server.
-func baseDSN() string {
-	if s := os.Getenv("DATABASE_URL"); s != "" {
-		return s
-	}
-	return defaultDSN
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		pgtest.Stop() // the throwaway cluster pgtest.DSN may have started
+		os.Exit(code)
+	}))
 }
 
-// target returns the server's "host:port", skipping the test when the
-// server cannot be reached over TCP.
-func target(t *testing.T) string {
+// target returns the test server's DSN and "host:port". Without a server
+// reachable over TCP it ends t as pgtest.SkipOrFail says.
+func target(t *testing.T) (dsn, addr string) {
 	t.Helper()
-	cfg, err := pgconn.ParseConfig(baseDSN())
+	dsn = pgtest.Require(t)
+	cfg, err := pgconn.ParseConfig(dsn)
 	if err != nil {
 		t.Fatalf("parse DSN: %v", err)
 	}
 	if strings.HasPrefix(cfg.Host, "/") {
-		t.Skipf("PostgreSQL at %q is a Unix socket; pgproxy needs TCP", cfg.Host)
+		pgtest.SkipOrFail(t, fmt.Errorf("PostgreSQL at %q is a Unix socket; pgproxy needs TCP", cfg.Host))
 	}
-	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port)))
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		t.Skipf("PostgreSQL not reachable at %s (set DATABASE_URL): %v", addr, err)
-	}
-	c.Close()
-	return addr
+	return dsn, net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port)))
 }
 
 // proxiedDSN points dsn at the proxy, without TLS so the proxy can parse it.
@@ -75,12 +66,13 @@ func proxiedDSN(dsn, proxyAddr string) string {
 // connection that has not been reused; the counters then start at zero.
 func open(t *testing.T, driver string, maxConns int) (*pgproxy.Proxy, *sql.DB) {
 	t.Helper()
-	p, err := pgproxy.Start(target(t))
+	dsn, addr := target(t)
+	p, err := pgproxy.Start(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	db, err := sql.Open(driver, proxiedDSN(baseDSN(), p.Addr()))
+	db, err := sql.Open(driver, proxiedDSN(dsn, p.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,11 +116,6 @@ func TestRoundTrips(t *testing.T) {
 	} {
 		t.Run(tc.driver, func(t *testing.T) {
 			p, db := open(t, tc.driver, 1)
-			// Reuse the connection once, so pgx's first-reuse ping (see
-			// TestResetSessionPing) happens before anything is measured.
-			if err := db.Ping(); err != nil {
-				t.Fatal(err)
-			}
 			const prepSQL = "SELECT $1::int + 1"
 			var stmt *sql.Stmt
 			got := cost(t, p, func() (err error) { stmt, err = db.Prepare(prepSQL); return err })
@@ -168,28 +155,74 @@ func TestRoundTrips(t *testing.T) {
 	}
 }
 
-// TestResetSessionPing documents a pgx stdlib trait that tests measuring
-// round trips must allow for: whenever database/sql hands out a pooled
-// connection whose last ResetSession was more than a second ago, pgx first
-// sends a ping (the simple query "-- ping"). That is the first reuse of
-// every new connection (never reset yet) and any reuse after a second idle.
+// TestPingsAreNotRoundTrips: whenever database/sql hands out a pooled
+// connection whose last ResetSession was more than a second ago, pgx's
+// stdlib driver first sends a ping (the simple query "-- ping"): on the
+// first reuse of every new connection (never reset yet), and on any reuse
+// after a second idle, which a loaded test machine cannot rule out. The
+// proxy counts pings apart, so that round-trip counts do not depend on
+// timing. The first reuse shows it without waiting: its ping is certain.
 // lib/pq never pings.
-func TestResetSessionPing(t *testing.T) {
+func TestPingsAreNotRoundTrips(t *testing.T) {
 	for driver, ping := range map[string]int64{"postgres": 0, "pgx": 1} {
 		t.Run(driver, func(t *testing.T) {
 			p, db := open(t, driver, 1) // one new connection, not reused yet
 			exec := func() error { _, err := db.Exec("SELECT 1"); return err }
-			if got := cost(t, p, exec); got != 1+ping {
-				t.Errorf("first reuse: %d round trips %q, want %d", got, p.Statements(), 1+ping)
+			if got := cost(t, p, exec); got != 1 {
+				t.Errorf("first reuse: %d round trips %q, want 1", got, p.Statements())
 			}
+			if got := p.Pings(); got != ping {
+				t.Errorf("first reuse: %d pings, want %d", got, ping)
+			}
+			if st := p.Statements(); !slices.Equal(st, []string{"SELECT 1"}) {
+				t.Errorf("first reuse: Statements() = %q, want [SELECT 1]", st)
+			}
+			// Whether this one pings depends on the clock; the count does not.
 			if got := cost(t, p, exec); got != 1 {
 				t.Errorf("second reuse: %d round trips %q, want 1", got, p.Statements())
 			}
-			time.Sleep(1100 * time.Millisecond)
-			if got := cost(t, p, exec); got != 1+ping {
-				t.Errorf("reuse after 1.1s idle: %d round trips %q, want %d", got, p.Statements(), 1+ping)
-			}
 		})
+	}
+}
+
+// Await fires when the statement it names is sent, before the server has
+// answered, and not for other statements.
+func TestAwait(t *testing.T) {
+	p, db := open(t, "postgres", 2)
+	sleeping := p.Await("pg_sleep")
+	never := p.Await("no statement says this")
+	if _, err := db.Exec("SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-sleeping:
+		t.Fatal("Await(pg_sleep) fired on SELECT 1")
+	default:
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := db.ExecContext(ctx, "SELECT pg_sleep(30)")
+		done <- err
+	}()
+	select {
+	case <-sleeping:
+	case err := <-done:
+		t.Fatalf("pg_sleep returned (%v) and Await did not fire", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Await(pg_sleep) did not fire within 10s")
+	}
+	select {
+	case err := <-done:
+		t.Errorf("Await fired only after pg_sleep(30) returned: %v", err)
+	default: // still sleeping: Await fired when the statement was sent
+	}
+	cancel()
+	<-done
+	select {
+	case <-never:
+		t.Error("Await fired for a statement nobody sent")
+	default:
 	}
 }
 
@@ -246,10 +279,9 @@ func TestDropConnections(t *testing.T) {
 			if pid2 == pid1 {
 				t.Errorf("still on backend %d after DropConnections", pid1)
 			}
-			// The new connection counts like any other (the first Exec may
-			// carry pgx's first-reuse ping, so measure the second).
+			// The new connection counts like any other, pgx's first-reuse
+			// ping left out.
 			exec := func() error { _, err := db.Exec("SELECT 1"); return err }
-			cost(t, p, exec)
 			if got := cost(t, p, exec); got != 1 {
 				t.Errorf("after reconnect: %d round trips %q, want 1", got, p.Statements())
 			}

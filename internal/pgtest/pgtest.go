@@ -2,6 +2,10 @@
 // example app does: DATABASE_URL, else the local server LocalDSNs lists,
 // else a throwaway cluster started from the PostgreSQL binaries when they are
 // installed. It is test support only, not part of pgstore's API.
+//
+// A test that finds no server fails under CI and when DATABASE_URL names one
+// that does not answer; elsewhere it skips and says why (see SkipOrFail), so
+// that a run which tested nothing never reports ok where it matters.
 package pgtest
 
 import (
@@ -49,10 +53,15 @@ func Stop() {
 	}
 }
 
+// ErrDatabaseURL is wrapped by the error DSN returns when DATABASE_URL is set
+// and its server does not answer. The user asked for that server, so tests
+// fail rather than skip.
+var ErrDatabaseURL = errors.New("DATABASE_URL is set but the server does not answer")
+
 func find() (string, error) {
 	if dsn := os.Getenv("DATABASE_URL"); dsn != "" {
 		if err := ping(dsn); err != nil {
-			return "", fmt.Errorf("DATABASE_URL is set but the server does not answer: %w", err)
+			return "", fmt.Errorf("%w (%s): %w", ErrDatabaseURL, redact(dsn), err)
 		}
 		return dsn, nil
 	}
@@ -160,16 +169,49 @@ func WithParams(dsn string, params map[string]string) string {
 	return dsn
 }
 
-// Open returns a pool on the test server through driverName ("postgres" for
-// lib/pq, "pgx" for pgx's stdlib), closed when t ends. It skips t when no
-// server can be found.
-func Open(t testing.TB, driverName string, params map[string]string) *sql.DB {
+// Require returns the test server's DSN. When there is none it ends t as
+// SkipOrFail says.
+func Require(t testing.TB) string {
 	t.Helper()
 	dsn, err := DSN()
 	if err != nil {
-		t.Skip(err.Error())
+		SkipOrFail(t, err)
 	}
-	return OpenDSN(t, driverName, WithParams(dsn, params))
+	return dsn
+}
+
+// InCI reports whether the tests run under CI: the CI environment variable
+// is set to anything but "", "0" or "false" (GitHub Actions, GitLab and
+// .ci/run set it to "true" or "1").
+func InCI() bool {
+	v := strings.TrimSpace(os.Getenv("CI"))
+	return v != "" && v != "0" && !strings.EqualFold(v, "false")
+}
+
+// SkipOrFail ends t, which cannot run because err kept it from the database
+// (no server, or no throwaway cluster for a test that needs its own). It
+// fails t under CI, where a skipped database test would let a run pass
+// without testing anything, and when err wraps ErrDatabaseURL, since the
+// user named that server; otherwise it skips t. Either way the message
+// says why.
+func SkipOrFail(t testing.TB, err error) {
+	t.Helper()
+	switch {
+	case InCI():
+		t.Fatalf("%v\n(this is a failure, not a skip, because CI is set: CI must run the database tests)", err)
+	case errors.Is(err, ErrDatabaseURL):
+		t.Fatalf("%v\n(this is a failure, not a skip: DATABASE_URL names the server to test against; unset it to skip the database tests)", err)
+	default:
+		t.Skipf("skipped for want of PostgreSQL: %v\n(under CI, or with DATABASE_URL set, this would fail)", err)
+	}
+}
+
+// Open returns a pool on the test server through driverName ("postgres" for
+// lib/pq, "pgx" for pgx's stdlib), closed when t ends. Without a server it
+// ends t as SkipOrFail says.
+func Open(t testing.TB, driverName string, params map[string]string) *sql.DB {
+	t.Helper()
+	return OpenDSN(t, driverName, WithParams(Require(t), params))
 }
 
 // OpenDSN is Open for an explicit DSN.
