@@ -5,12 +5,8 @@
 //
 // Quick start:
 //
-//	db, err := sql.Open("postgres", os.Getenv("DATABASE_URL"))
-//	if err != nil {
-//		log.Fatal(err)
-//	}
-//	store, err := pgstore.New(db, pgstore.Config{
-//		KeyPairs: [][]byte{[]byte(os.Getenv("SESSION_KEY"))}, // 32+ random bytes
+//	store, err := pgstore.Open(os.Getenv("DATABASE_URL"), pgstore.Config{
+//		KeyPairs: [][]byte{[]byte(os.Getenv("SESSION_SECRET"))}, // 32+ random bytes
 //	})
 //	if err != nil {
 //		log.Fatal(err)
@@ -31,6 +27,17 @@
 //		}
 //		fmt.Fprintf(w, "visits: %d\n", n+1)
 //	})
+//
+// SESSION_SECRET holds the output of openssl rand -base64 48 (64 characters),
+// used as it is, never decoded, and the same on every instance. To rotate it,
+// put the new key alone in Config.KeyPairs and the old one in
+// Config.RetiredKeys.
+//
+// When Get returns an error, the session it returns is new and empty. If the
+// error wraps ErrCorrupt, the row could not be decoded: go on with that
+// session. Any other error means the database could not be read: answer 503
+// and do not save, since the user may well be logged in. The package example
+// getErrors does this once, in a middleware.
 //
 // New creates the table when it is missing, prepares its statements and
 // starts a goroutine that deletes expired rows; Close stops it. With

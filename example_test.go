@@ -15,14 +15,11 @@ import (
 	"github.com/pgsessions/pgstore"
 )
 
-// The quick start: open a pool, make a store, use it as any gorilla store.
+// The quick start: open a store (and its tuned pool), use it as any
+// gorilla store.
 func Example() {
-	db, err := sql.Open("postgres", os.Getenv("DATABASE_URL"))
-	if err != nil {
-		log.Fatal(err)
-	}
-	store, err := pgstore.New(db, pgstore.Config{
-		KeyPairs: [][]byte{[]byte(os.Getenv("SESSION_KEY"))}, // 32+ random bytes
+	store, err := pgstore.Open(os.Getenv("DATABASE_URL"), pgstore.Config{
+		KeyPairs: [][]byte{[]byte(os.Getenv("SESSION_SECRET"))}, // openssl rand -base64 48, used as is
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -82,14 +79,15 @@ func ExampleNew_configError() {
 	// true pgstore: invalid config: Config.HashIDs cannot be combined with ExpressSecrets: Node looks sessions up by their raw ID
 }
 
-// Rotating keys: put the new pair first and keep the old one until every
-// cookie signed with it has been re-sent (cookies are re-sent at least every
-// TouchInterval while a session is in use) or has expired.
+// Rotating keys: the new key signs, the retired one only verifies, until
+// every cookie it signed has been re-signed at a touch or has expired (see
+// docs/security.md). Never write KeyPairs{new, old}: gorilla's pairs would
+// take old for new's block key and log everyone out; that form is
+// KeyPairs{new, nil, old}.
 func ExampleConfig_keyRotation() {
-	newHash, newBlock := []byte(os.Getenv("SESSION_HASH_KEY")), []byte(os.Getenv("SESSION_BLOCK_KEY"))
-	oldHash, oldBlock := []byte(os.Getenv("OLD_SESSION_HASH_KEY")), []byte(os.Getenv("OLD_SESSION_BLOCK_KEY"))
 	store, err := pgstore.Open(os.Getenv("DATABASE_URL"), pgstore.Config{
-		KeyPairs: [][]byte{newHash, newBlock, oldHash, oldBlock},
+		KeyPairs:    [][]byte{[]byte(os.Getenv("SESSION_SECRET"))},
+		RetiredKeys: []pgstore.KeyPair{{HashKey: []byte(os.Getenv("SESSION_SECRET_OLD"))}},
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -100,7 +98,7 @@ func ExampleConfig_keyRotation() {
 // A table of your own, in a schema of your own, managed by migrations.
 func ExampleConfig_customTable() {
 	store, err := pgstore.Open(os.Getenv("DATABASE_URL"), pgstore.Config{
-		KeyPairs:        [][]byte{[]byte(os.Getenv("SESSION_KEY"))},
+		KeyPairs:        [][]byte{[]byte(os.Getenv("SESSION_SECRET"))},
 		SchemaName:      "auth",
 		TableName:       "web_sessions",
 		SkipCreateTable: true, // created by a migration from schema.sql
@@ -183,7 +181,8 @@ func ExampleStore_Regenerate() {
 	})
 }
 
-// Revoking every session of a user, for example after a password change.
+// Revoking every session of a user, for example when an administrator
+// locks the account.
 func ExampleStore_Revoke() {
 	var store *pgstore.Store // from pgstore.New
 	n, err := store.Revoke(context.Background(), "user_id", 42)
@@ -193,10 +192,33 @@ func ExampleStore_Revoke() {
 	log.Printf("signed out of %d sessions", n)
 }
 
+// After a password change: a fresh ID for the session that proved the new
+// password, then every other session of the user ends.
+func ExampleStore_RevokeOthers() {
+	var store *pgstore.Store // from pgstore.New
+	http.HandleFunc("/password", func(w http.ResponseWriter, r *http.Request) {
+		session, err := store.Get(r, "session")
+		if err != nil {
+			http.Error(w, "sessions unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		userID, _ := session.Values["user_id"].(int) // after changing the password
+		if err := store.Regenerate(r, w, session); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		if _, err := store.RevokeOthers(r.Context(), "user_id", userID, session); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "password changed; signed out everywhere else")
+	})
+}
+
 // Pruning from cron instead of the background goroutine.
 func ExampleStore_Prune() {
 	store, err := pgstore.Open(os.Getenv("DATABASE_URL"), pgstore.Config{
-		KeyPairs:      [][]byte{[]byte(os.Getenv("SESSION_KEY"))},
+		KeyPairs:      [][]byte{[]byte(os.Getenv("SESSION_SECRET"))},
 		PruneInterval: -1, // no background pruner
 	})
 	if err != nil {

@@ -43,9 +43,11 @@ func quoteLiteral(s string) string {
 // free ones (t_pkey, t_expire_idx, with a number added on a clash): no
 // custom table can then collide with another table's constraint or index
 // in the same schema, as connect-pg-simple's fixed "session_pkey" does.
+// schema.sql spells the names PostgreSQL picks for the default table, so
+// there New creates what schema.sql says (TestSchemaSQLNamesMatchNew).
 var ddlNames = []string{
 	`CONSTRAINT "user_sessions_pkey" PRIMARY KEY`, `PRIMARY KEY`,
-	`CREATE INDEX IF NOT EXISTS "IDX_user_sessions_expire" ON`, `CREATE INDEX ON`,
+	`CREATE INDEX IF NOT EXISTS "user_sessions_expire_idx" ON`, `CREATE INDEX ON`,
 }
 
 // ddl returns the statements that create the table described by s. They

@@ -2,13 +2,21 @@
 --
 --   psql -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -U root -d test -f docs/ops/explain.sql
 --
--- Fills a scratch copy of schema.sql's table, prepares each statement with
--- the exact text pgstore.go, prune.go and revoke.go send (for SchemaName
--- "pgstore_ops_explain" and the default TimeZone), and shows its plan as a
--- custom plan (planned for the given values) and as a generic plan (planned
--- once for any values, as PostgreSQL may do after a prepared statement's
--- fifth run). Statements that write run inside a rolled-back transaction.
--- Drops the schema at the end.
+-- Fills a scratch copy of schema.sql's table, prepares each statement as
+-- pgstore.go, prune.go and revoke.go sent it when the plans in
+-- docs/operations.md were measured (the store then bound its own clock as a
+-- parameter, where it now compares with the database's now(); the indexes
+-- each statement uses are the same), with the default TimeZone, and shows
+-- its plan as a custom plan (planned for the given values) and as a generic
+-- plan (planned once for any values, as PostgreSQL may do after a prepared
+-- statement's fifth run). Statements that write run inside a rolled-back
+-- transaction.
+--
+-- It works in a schema of its own, pgstore_ops_explain_ and a random
+-- suffix (or -v schema=NAME, which must not exist yet), so runs on a shared
+-- server do not collide, and drops it at the end. If a run stops on an
+-- error, the schema it printed at the start is left behind: drop it by hand.
+-- -v rows=N fills another number of rows.
 --
 -- "now" is 2025-12-27 07:12 UTC (epoch 1766819520): the 10,000 oldest rows
 -- have expired by then and the rest have not.
@@ -17,21 +25,25 @@
 \else
   \set rows 1000000
 \endif
+\if :{?schema}
+\else
+  SELECT 'pgstore_ops_explain_' || substr(md5(random()::text || clock_timestamp()::text || pg_backend_pid()), 1, 8) AS schema \gset
+\endif
+\echo 'working in schema' :"schema"
 SET client_min_messages = warning;
-DROP SCHEMA IF EXISTS pgstore_ops_explain CASCADE;
-CREATE SCHEMA pgstore_ops_explain;
+CREATE SCHEMA :"schema";
 
-CREATE TABLE pgstore_ops_explain.user_sessions ("sid" varchar NOT NULL COLLATE "default", "sess" json NOT NULL,
+CREATE TABLE :"schema".user_sessions ("sid" varchar NOT NULL COLLATE "default", "sess" json NOT NULL,
   "expire" timestamp(6) NOT NULL, PRIMARY KEY ("sid"));
-CREATE INDEX ON pgstore_ops_explain.user_sessions ("expire");
+CREATE INDEX ON :"schema".user_sessions ("expire");
 
-INSERT INTO pgstore_ops_explain.user_sessions
+INSERT INTO :"schema".user_sessions
 SELECT translate(rtrim(encode(sha256(convert_to('s' || g, 'UTF8')), 'base64'), '='), '+/', '-_'),
        ('{"_pgstore":{"created":' || (1764201600 + floor(g * 2.592))::bigint || '},"csrf":"' || md5(g::text) ||
          '","user":"alice@example.com","user_id":' || (10000 + g % 90000) || '}')::json,
        to_timestamp(round((1764201600 + g * 2.592 + 2592000)::numeric, 3)::float8) AT TIME ZONE 'UTC'
 FROM generate_series(1, :rows) g;
-VACUUM ANALYZE pgstore_ops_explain.user_sessions;
+VACUUM ANALYZE :"schema".user_sessions;
 
 -- A live session (row 500000) and an ID no row has.
 SELECT translate(rtrim(encode(sha256(convert_to('s500000', 'UTF8')), 'base64'), '='), '+/', '-_') AS live \gset
@@ -39,14 +51,14 @@ SELECT translate(rtrim(encode(sha256(convert_to('s500000', 'UTF8')), 'base64'), 
 \set expepoch 1769411520
 \set newsess '{"_pgstore":{"created":1765497600},"csrf":"c4ca4238a0b923820dcc509a6f75849b","user":"alice@example.com","user_id":12345,"n":2}'
 
-PREPARE load AS SELECT sess, date_part('epoch', expire AT TIME ZONE 'UTC') FROM "pgstore_ops_explain"."user_sessions" WHERE sid = $1;
-PREPARE ins AS INSERT INTO "pgstore_ops_explain"."user_sessions" (sid, sess, expire) VALUES ($1, $2, (to_timestamp($3) AT TIME ZONE 'UTC'));
-PREPARE upd AS UPDATE "pgstore_ops_explain"."user_sessions" SET sess = $2, expire = (to_timestamp($3) AT TIME ZONE 'UTC') WHERE sid = $1 AND expire >= (to_timestamp($4) AT TIME ZONE 'UTC');
-PREPARE updvalues AS UPDATE "pgstore_ops_explain"."user_sessions" SET sess = $2 WHERE sid = $1 AND expire >= (to_timestamp($3) AT TIME ZONE 'UTC');
-PREPARE del AS DELETE FROM "pgstore_ops_explain"."user_sessions" WHERE sid = $1;
-PREPARE regen AS WITH gone AS (DELETE FROM "pgstore_ops_explain"."user_sessions" WHERE sid = $1) INSERT INTO "pgstore_ops_explain"."user_sessions" (sid, sess, expire) VALUES ($2, $3, (to_timestamp($4) AT TIME ZONE 'UTC'));
-PREPARE prune AS DELETE FROM "pgstore_ops_explain"."user_sessions" WHERE sid = ANY(ARRAY(SELECT sid FROM "pgstore_ops_explain"."user_sessions" WHERE expire < (to_timestamp($1) AT TIME ZONE 'UTC') ORDER BY expire LIMIT $2 FOR UPDATE SKIP LOCKED));
-PREPARE revoke AS DELETE FROM "pgstore_ops_explain"."user_sessions" WHERE sess ->> 'user_id' = $1;
+PREPARE load AS SELECT sess, date_part('epoch', expire AT TIME ZONE 'UTC') FROM :"schema"."user_sessions" WHERE sid = $1;
+PREPARE ins AS INSERT INTO :"schema"."user_sessions" (sid, sess, expire) VALUES ($1, $2, (to_timestamp($3) AT TIME ZONE 'UTC'));
+PREPARE upd AS UPDATE :"schema"."user_sessions" SET sess = $2, expire = (to_timestamp($3) AT TIME ZONE 'UTC') WHERE sid = $1 AND expire >= (to_timestamp($4) AT TIME ZONE 'UTC');
+PREPARE updvalues AS UPDATE :"schema"."user_sessions" SET sess = $2 WHERE sid = $1 AND expire >= (to_timestamp($3) AT TIME ZONE 'UTC');
+PREPARE del AS DELETE FROM :"schema"."user_sessions" WHERE sid = $1;
+PREPARE regen AS WITH gone AS (DELETE FROM :"schema"."user_sessions" WHERE sid = $1) INSERT INTO :"schema"."user_sessions" (sid, sess, expire) VALUES ($2, $3, (to_timestamp($4) AT TIME ZONE 'UTC'));
+PREPARE prune AS DELETE FROM :"schema"."user_sessions" WHERE sid = ANY(ARRAY(SELECT sid FROM :"schema"."user_sessions" WHERE expire < (to_timestamp($1) AT TIME ZONE 'UTC') ORDER BY expire LIMIT $2 FOR UPDATE SKIP LOCKED));
+PREPARE revoke AS DELETE FROM :"schema"."user_sessions" WHERE sess ->> 'user_id' = $1;
 
 \echo
 \echo '== load (Get), custom and generic plan'
@@ -106,8 +118,8 @@ SET LOCAL plan_cache_mode = force_custom_plan;
 EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF) EXECUTE revoke('12345');
 ROLLBACK;
 
-CREATE INDEX user_sessions_user_id_idx ON pgstore_ops_explain.user_sessions ((sess ->> 'user_id'));
-ANALYZE pgstore_ops_explain.user_sessions;
+CREATE INDEX user_sessions_user_id_idx ON :"schema".user_sessions ((sess ->> 'user_id'));
+ANALYZE :"schema".user_sessions;
 \echo '== Revoke with the expression index, custom and generic'
 BEGIN;
 SET LOCAL plan_cache_mode = force_custom_plan;
@@ -119,9 +131,9 @@ EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF) EXECUTE revoke('12345');
 ROLLBACK;
 
 -- A partial index leaves out sessions without the key (anonymous visitors).
-DROP INDEX pgstore_ops_explain.user_sessions_user_id_idx;
-CREATE INDEX user_sessions_user_id_partial ON pgstore_ops_explain.user_sessions ((sess ->> 'user_id')) WHERE sess ->> 'user_id' IS NOT NULL;
-ANALYZE pgstore_ops_explain.user_sessions;
+DROP INDEX :"schema".user_sessions_user_id_idx;
+CREATE INDEX user_sessions_user_id_partial ON :"schema".user_sessions ((sess ->> 'user_id')) WHERE sess ->> 'user_id' IS NOT NULL;
+ANALYZE :"schema".user_sessions;
 \echo '== Revoke with a partial expression index (WHERE ... IS NOT NULL), generic'
 BEGIN;
 SET LOCAL plan_cache_mode = force_generic_plan;
@@ -130,4 +142,4 @@ ROLLBACK;
 
 DEALLOCATE ALL;
 RESET plan_cache_mode;
-DROP SCHEMA pgstore_ops_explain CASCADE;
+DROP SCHEMA :"schema" CASCADE;

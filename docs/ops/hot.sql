@@ -9,12 +9,22 @@
 --   ff90_user_id  fillfactor 90 and the expression index for Revoke
 -- Each gets 30,000 values-only updates (what Save sends within
 -- TouchInterval: SET sess) and then 10,000 touches (SET sess, expire), one
--- transaction per statement, as requests do. Drops the schema at the end.
+-- transaction per statement, as requests do.
+--
+-- It works in a schema of its own, pgstore_ops_hot_ and a random suffix (or
+-- -v schema=NAME, which must not exist yet), so runs on a shared server do
+-- not collide, and drops it at the end. If a run stops on an error, the
+-- schema it printed at the start is left behind: drop it by hand. Runs at the
+-- same time share the server, so their HOT shares are noisier.
 
+\if :{?schema}
+\else
+  SELECT 'pgstore_ops_hot_' || substr(md5(random()::text || clock_timestamp()::text || pg_backend_pid()), 1, 8) AS schema \gset
+\endif
+\echo 'working in schema' :"schema"
 SET client_min_messages = warning;
-DROP SCHEMA IF EXISTS pgstore_ops_hot CASCADE;
-CREATE SCHEMA pgstore_ops_hot;
-SET search_path = pgstore_ops_hot;
+CREATE SCHEMA :"schema";
+SET search_path = :"schema";
 
 CREATE TABLE ff100 ("sid" varchar NOT NULL COLLATE "default", "sess" json NOT NULL,
   "expire" timestamp(6) NOT NULL, PRIMARY KEY ("sid"));
@@ -37,7 +47,7 @@ VACUUM ANALYZE ff100, ff90, ff90_user_id;
 CREATE TABLE results (tbl text, phase text, upd bigint, hot_upd bigint);
 CREATE FUNCTION snap(phase text) RETURNS void LANGUAGE sql AS $$
   INSERT INTO results SELECT relname, phase, n_tup_upd, n_tup_hot_upd
-  FROM pg_stat_user_tables WHERE schemaname = 'pgstore_ops_hot' AND relname LIKE 'ff%' $$;
+  FROM pg_stat_user_tables WHERE schemaname = current_schema() AND relname LIKE 'ff%' $$;
 
 SELECT pg_stat_force_next_flush() \gset
 SELECT snap('start') \gset
@@ -49,8 +59,8 @@ BEGIN
   FOREACH t IN ARRAY ARRAY['ff100', 'ff90', 'ff90_user_id'] LOOP
     FOR r IN 1..3 LOOP
       FOR g IN 1..10000 LOOP
-        EXECUTE format('UPDATE pgstore_ops_hot.%I SET sess = $2 WHERE sid = $1 AND expire >= (to_timestamp($3) AT TIME ZONE ''UTC'')', t)
-          USING pgstore_ops_hot.sid(g), pgstore_ops_hot.sess(g, r), 1764201600;
+        EXECUTE format('UPDATE %I SET sess = $2 WHERE sid = $1 AND expire >= (to_timestamp($3) AT TIME ZONE ''UTC'')', t)
+          USING sid(g), sess(g, r), 1764201600;
         COMMIT;
       END LOOP;
     END LOOP;
@@ -65,8 +75,8 @@ DECLARE t text; g int;
 BEGIN
   FOREACH t IN ARRAY ARRAY['ff100', 'ff90', 'ff90_user_id'] LOOP
     FOR g IN 1..10000 LOOP
-      EXECUTE format('UPDATE pgstore_ops_hot.%I SET sess = $2, expire = (to_timestamp($3) AT TIME ZONE ''UTC'') WHERE sid = $1 AND expire >= (to_timestamp($4) AT TIME ZONE ''UTC'')', t)
-        USING pgstore_ops_hot.sid(g), pgstore_ops_hot.sess(g, 4), 1766880000 + g, 1764201600;
+      EXECUTE format('UPDATE %I SET sess = $2, expire = (to_timestamp($3) AT TIME ZONE ''UTC'') WHERE sid = $1 AND expire >= (to_timestamp($4) AT TIME ZONE ''UTC'')', t)
+        USING sid(g), sess(g, 4), 1766880000 + g, 1764201600;
       COMMIT;
     END LOOP;
   END LOOP;
@@ -87,8 +97,8 @@ ORDER BY cur.phase DESC, cur.tbl;
 \echo 'Sizes afterwards (10,000 live rows each):'
 SELECT c.relname AS "table", pg_size_pretty(pg_table_size(c.oid)) AS heap,
        pg_size_pretty(pg_indexes_size(c.oid)) AS indexes
-FROM pg_class c WHERE c.relnamespace = 'pgstore_ops_hot'::regnamespace AND c.relname LIKE 'ff%' AND c.relkind = 'r'
+FROM pg_class c WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = :'schema') AND c.relname LIKE 'ff%' AND c.relkind = 'r'
 ORDER BY 1;
 
 RESET search_path;
-DROP SCHEMA pgstore_ops_hot CASCADE;
+DROP SCHEMA :"schema" CASCADE;

@@ -97,7 +97,7 @@ WHERE l.locktype = 'advisory' AND l.objsubid = 1
 SELECT pid, date_trunc('milliseconds', now() - query_start) AS running, wait_event_type, wait_event,
        left(query, 60) AS query
 FROM pg_stat_activity
-WHERE state = 'active' AND query LIKE 'DELETE FROM % WHERE sid = ANY(ARRAY(SELECT sid FROM %LIMIT $2 FOR UPDATE SKIP LOCKED))'
+WHERE state = 'active' AND query LIKE 'DELETE FROM %FOR UPDATE SKIP LOCKED%'
 ORDER BY running DESC;
 SELECT pid, pg_blocking_pids(pid) AS blocked_by, date_trunc('milliseconds', now() - query_start) AS waiting,
        left(query, 60) AS query

@@ -1,9 +1,11 @@
 //go:build ignore
 
 // Command opscheck runs the checks behind docs/operations.md and
-// docs/security.md that need the store itself rather than psql. Each check
-// works in a scratch schema that it drops afterwards (traffic keeps its
-// schema for monitor.sql; drop it by hand).
+// docs/security.md that need the store itself rather than psql, and runs the
+// psql scripts of docs/ops. Each check works in a schema with a random name
+// that it drops afterwards (traffic keeps its schema for monitor.sql and
+// prints its name; drop it by hand), so runs on a shared server do not
+// collide.
 //
 //	go run docs/ops/opscheck.go [-dsn URL] hostcookie
 //	go run docs/ops/opscheck.go [-dsn URL] rotation
@@ -14,8 +16,10 @@
 //	go run docs/ops/opscheck.go [-dsn URL] partition
 //	go run docs/ops/opscheck.go [-dsn URL] traffic
 //	go run docs/ops/opscheck.go -dsn POOLER_URL -direct SERVER_URL pooler
+//	go run docs/ops/opscheck.go [-dsn URL] [-rows N] scripts
 //
 // The DSN defaults to DATABASE_URL, else postgres://root@127.0.0.1:5432/test.
+// scripts needs psql on PATH and runs from the repository's root.
 package main
 
 import (
@@ -34,6 +38,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"sort"
 	"strings"
 	"sync"
@@ -50,6 +55,8 @@ var (
 	dsnFlag    = flag.String("dsn", "", "database URL (default: DATABASE_URL, else postgres://root@127.0.0.1:5432/test)")
 	directFlag = flag.String("direct", "", "pooler: URL of the server itself, for setup and pg_locks")
 	driverFlag = flag.String("driver", "postgres", "database/sql driver: postgres (lib/pq) or pgx")
+	schemaFlag = flag.String("schema", "", "traffic: the schema to create and leave behind (default: pgstore_ops_monitor_ and a random suffix)")
+	rowsFlag   = flag.Int("rows", 20000, "scripts: rows for explain.sql and size.sql (the docs' figures use 1000000)")
 )
 
 func main() {
@@ -70,10 +77,11 @@ func main() {
 		"partition":    partition,
 		"traffic":      traffic,
 		"pooler":       pooler,
+		"scripts":      scripts,
 	}
 	check := checks[flag.Arg(0)]
 	if check == nil {
-		log.Fatalf("usage: opscheck [-dsn URL] hostcookie|rotation|revokeothers|lockkey|prepared|prunerole|partition|traffic|pooler")
+		log.Fatalf("usage: opscheck [-dsn URL] hostcookie|rotation|revokeothers|lockkey|prepared|prunerole|partition|traffic|pooler|scripts")
 	}
 	if err := check(); err != nil {
 		log.Fatalf("%s: FAIL: %v", flag.Arg(0), err)
@@ -92,12 +100,17 @@ func open(driver, dsn string) *sql.DB {
 	return db
 }
 
+// randomName is prefix and a random suffix.
+func randomName(prefix string) string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return fmt.Sprintf("%s_%x", prefix, b)
+}
+
 // scratch creates a schema with a random name and returns a function that
 // drops it.
 func scratch(db *sql.DB, prefix string) (string, func()) {
-	b := make([]byte, 4)
-	rand.Read(b)
-	schema := fmt.Sprintf("%s_%x", prefix, b)
+	schema := randomName(prefix)
 	if _, err := db.Exec(`CREATE SCHEMA "` + schema + `"`); err != nil {
 		log.Fatal(err)
 	}
@@ -196,10 +209,11 @@ func hostCookie() error {
 	return nil
 }
 
-// rotation: after a key rotation, a touch re-sends a cookie with a MaxAge
-// signed with the new key, so old keys can go once every live session has
-// been touched or has expired; a browser-session cookie (MaxAge 0) is never
-// re-sent and keeps its old signature.
+// rotation: after a key rotation, a touch re-sends the cookie signed with
+// the new key, for a cookie with a MaxAge and for a browser-session cookie
+// (MaxAge 0) alike, so an old key can go once every session that could carry
+// it has been touched or has expired. And the trap: {newHash, oldHash} makes
+// the old key the new pair's block key, and old cookies stop verifying.
 func rotation() error {
 	db := open("postgres", *dsnFlag)
 	defer db.Close()
@@ -225,6 +239,14 @@ func rotation() error {
 	}
 	defer newOnly.Close()
 
+	// {newHash, nil, oldHash} is gorilla's pair convention; with the library's
+	// RetiredKeys the same is KeyPairs {newHash}, RetiredKeys {{HashKey: oldHash}}.
+	trap, err := pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{newKey, oldKey}, SchemaName: schema, PruneInterval: -1})
+	if err != nil {
+		return fmt.Errorf("New with {newHash, oldHash} (32-byte keys): %w", err)
+	}
+	defer trap.Close()
+
 	for _, maxAge := range []int{pgstore.DefaultMaxAge, 0} {
 		r := newRequest()
 		s, _ := oldStore.Get(r, "session")
@@ -238,6 +260,10 @@ func rotation() error {
 		if _, s := getSession(newOnly, oldCookie); s == nil || !s.IsNew {
 			return errors.New("a store with only the new key read an old-key cookie")
 		}
+		if _, s := getSession(trap, oldCookie); s == nil || !s.IsNew {
+			return errors.New("a store configured {newHash, oldHash} read an old-key cookie")
+		}
+		fmt.Printf("MaxAge %d: a store configured {newHash, oldHash} gives the old-key cookie a new, empty session (logged out)\n", maxAge)
 		r, s = getSession(rotated, oldCookie)
 		if s == nil || s.IsNew {
 			return errors.New("the rotated store did not read the old-key cookie")
@@ -259,8 +285,8 @@ func rotation() error {
 	return nil
 }
 
-// revokeOthers: "log out my other sessions" is Revoke followed by
-// Regenerate of the current session, which Revoke deleted too.
+// revokeOthers: "sign out everywhere else" is RevokeOthers, which deletes
+// every session of the user but the current one in one statement.
 func revokeOthers() error {
 	db := open("postgres", *dsnFlag)
 	defer db.Close()
@@ -271,6 +297,15 @@ func revokeOthers() error {
 		return err
 	}
 	defer st.Close()
+	// Called through an interface so that this file builds against a
+	// pgstore without RevokeOthers and says so, rather than failing to
+	// compile every other check.
+	ro, ok := any(st).(interface {
+		RevokeOthers(ctx context.Context, key string, value any, keep *sessions.Session) (int64, error)
+	})
+	if !ok {
+		return errors.New("this pgstore has no (*Store).RevokeOthers(ctx, key, value, keep)")
+	}
 	var others []*http.Cookie
 	for i := 0; i < 3; i++ {
 		c, err := login(st, "session", map[string]any{"user_id": 42})
@@ -288,27 +323,25 @@ func revokeOthers() error {
 		return err
 	}
 	r, s := getSession(st, current)
-	n, err := st.Revoke(r.Context(), "user_id", 42)
+	n, err := ro.RevokeOthers(r.Context(), "user_id", 42, s)
 	if err != nil {
 		return err
 	}
-	w := httptest.NewRecorder()
-	if err := st.Regenerate(r, w, s); err != nil {
-		return err
+	if n != int64(len(others)) {
+		return fmt.Errorf("RevokeOthers deleted %d sessions, want %d", n, len(others))
 	}
-	fresh := w.Result().Cookies()[0]
-	if _, s := getSession(st, fresh); s == nil || s.IsNew || s.Values["user_id"] != 42 {
-		return errors.New("the current user lost the session")
+	if _, s := getSession(st, current); s == nil || s.IsNew || s.Values["user_id"] != 42 {
+		return errors.New("the current session was revoked")
 	}
-	for _, c := range append(others, current) {
+	for _, c := range others {
 		if _, s := getSession(st, c); s == nil || !s.IsNew {
-			return errors.New("a revoked session still loads")
+			return errors.New("another session of the user still loads")
 		}
 	}
 	if _, s := getSession(st, bob); s == nil || s.IsNew {
 		return errors.New("another user's session was revoked")
 	}
-	fmt.Printf("Revoke deleted %d sessions (the current one included); Regenerate gave the current user a new one; the other user's session stays\n", n)
+	fmt.Printf("RevokeOthers deleted the user's %d other sessions; the current one and the other user's stay\n", n)
 	return nil
 }
 
@@ -655,16 +688,33 @@ func getSession(st *pgstore.Store, c *http.Cookie) (*http.Request, *sessions.Ses
 	return r, s
 }
 
-// traffic leaves a table in schema pgstore_ops_monitor with live, expired
-// and deleted sessions, for docs/ops/monitor.sql.
+// traffic leaves a table in a schema of its own (pgstore_ops_monitor_ and a
+// random suffix, or -schema) with live, expired and deleted sessions, for
+// docs/ops/monitor.sql.
 func traffic() error {
-	db := open(*driverFlag, *dsnFlag)
-	defer db.Close()
-	db.Exec(`DROP SCHEMA IF EXISTS pgstore_ops_monitor CASCADE`)
-	if _, err := db.Exec(`CREATE SCHEMA pgstore_ops_monitor`); err != nil {
+	schema := *schemaFlag
+	if schema == "" {
+		schema = randomName("pgstore_ops_monitor")
+	}
+	if err := fillTraffic(schema); err != nil {
 		return err
 	}
-	st, err := pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{randomKey()}, SchemaName: "pgstore_ops_monitor", PruneInterval: -1})
+	fmt.Printf("left schema %s: 1500 live sessions, 300 expired\n", schema)
+	fmt.Printf("watch it:  psql -X -f docs/ops/monitor.sql -v schema=%s -v table=user_sessions -v store_schema=%s -v zone=UTC\n", schema, schema)
+	fmt.Printf("then drop: DROP SCHEMA \"%s\" CASCADE\n", schema)
+	return nil
+}
+
+// fillTraffic creates schema and fills a sessions table in it through the
+// store.
+func fillTraffic(schema string) error {
+	db := open(*driverFlag, *dsnFlag)
+	defer db.Close()
+	// No DROP first: a schema of that name may be someone else's run.
+	if _, err := db.Exec(`CREATE SCHEMA "` + strings.ReplaceAll(schema, `"`, `""`) + `"`); err != nil {
+		return err
+	}
+	st, err := pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{randomKey()}, SchemaName: schema, PruneInterval: -1})
 	if err != nil {
 		return err
 	}
@@ -692,13 +742,117 @@ func traffic() error {
 			return err
 		}
 	}
-	if _, err := db.Exec(`INSERT INTO pgstore_ops_monitor.user_sessions SELECT 'expired' || g, '{}', now() AT TIME ZONE 'UTC' - g * interval '1 minute' FROM generate_series(1, 300) g`); err != nil {
+	table := `"` + strings.ReplaceAll(schema, `"`, `""`) + `".user_sessions`
+	if _, err := db.Exec(`INSERT INTO ` + table + ` SELECT 'expired' || g, '{}', now() AT TIME ZONE 'UTC' - g * interval '1 minute' FROM generate_series(1, 300) g`); err != nil {
 		return err
 	}
-	if _, err := st.Revoke(context.Background(), "user_id", 42); err != nil {
+	_, err = st.Revoke(context.Background(), "user_id", 42)
+	return err
+}
+
+// scripts runs each psql script in docs/ops twice at the same time, as two
+// people on one shared server might, and checks that every run succeeds and
+// that no schema or role a run made is left behind. monitor.sql, which only
+// reads, runs twice against a table that traffic leaves. Each run gets its
+// schema name from here (-v schema), so the leftover check looks at exactly
+// what these runs made, whatever else runs on the server.
+func scripts() error {
+	if _, err := exec.LookPath("psql"); err != nil {
 		return err
 	}
-	fmt.Println("left schema pgstore_ops_monitor: 1500 live sessions, 300 expired; drop it with DROP SCHEMA pgstore_ops_monitor CASCADE")
+	db := open("postgres", *dsnFlag)
+	defer db.Close()
+	var made []string // schemas the runs were told to use; roles are named after them
+	var mu sync.Mutex
+	leftovers := func() ([]string, error) {
+		var names []string
+		for _, schema := range made {
+			rows, err := db.Query(`SELECT nspname FROM pg_namespace WHERE nspname = $1
+				UNION ALL SELECT rolname FROM pg_roles WHERE rolname IN ($1 || '_app', $1 || '_pruner')`, schema)
+			if err != nil {
+				return nil, err
+			}
+			for rows.Next() {
+				var n string
+				rows.Scan(&n)
+				names = append(names, n)
+			}
+			rows.Close()
+		}
+		return names, nil
+	}
+	rows := fmt.Sprint(*rowsFlag)
+	runs := []struct {
+		script string
+		vars   []string
+	}{
+		{"privileges.sql", nil},
+		{"explain.sql", []string{"rows=" + rows}},
+		{"size.sql", []string{"rows=" + rows}},
+		{"partition.sql", nil},
+		{"hot.sql", nil},
+	}
+	psql := func(script string, vars []string) (string, error) {
+		args := []string{"-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", *dsnFlag, "-f", "docs/ops/" + script}
+		if script != "monitor.sql" {
+			schema := randomName("pgstore_ops_check_" + strings.TrimSuffix(script, ".sql"))
+			mu.Lock()
+			made = append(made, schema)
+			mu.Unlock()
+			args = append(args, "-v", "schema="+schema)
+		}
+		for _, v := range vars {
+			args = append(args, "-v", v)
+		}
+		out, err := exec.Command("psql", args...).CombinedOutput()
+		return string(out), err
+	}
+	twice := func(script string, vars []string) error {
+		start := time.Now()
+		var wg sync.WaitGroup
+		outs, errs := make([]string, 2), make([]error, 2)
+		for i := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				outs[i], errs[i] = psql(script, vars)
+			}()
+		}
+		wg.Wait()
+		for i := range 2 {
+			if errs[i] != nil {
+				return fmt.Errorf("%s, run %d: %v\n%s", script, i+1, errs[i], outs[i])
+			}
+		}
+		fmt.Printf("%-16s two runs at once: both ok (%s)\n", script, time.Since(start).Round(time.Second))
+		return nil
+	}
+	for _, r := range runs {
+		if err := twice(r.script, r.vars); err != nil {
+			return err
+		}
+	}
+
+	schema := randomName("pgstore_ops_monitor")
+	if err := fillTraffic(schema); err != nil {
+		return err
+	}
+	err := twice("monitor.sql", []string{"schema=" + schema, "table=user_sessions", "store_schema=" + schema, "zone=UTC"})
+	if _, derr := db.Exec(`DROP SCHEMA "` + schema + `" CASCADE`); derr != nil && err == nil {
+		err = derr
+	}
+	if err != nil {
+		return err
+	}
+
+	left, err := leftovers()
+	if err != nil {
+		return err
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("left behind: %v", left)
+	}
+	fmt.Printf("none of the %d schemas the runs made (nor privileges.sql's roles) is left behind\n", len(made))
 	return nil
 }
 

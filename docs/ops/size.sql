@@ -7,6 +7,11 @@
 -- drops the schema. Takes a few minutes and about 2 GB of disk while it runs.
 -- Set rows with -v rows=N to measure another count.
 --
+-- It works in a schema of its own, pgstore_ops_size_ and a random suffix (or
+-- -v schema=NAME, which must not exist yet), so runs on a shared server do
+-- not collide, and drops it at the end. If a run stops on an error, the
+-- schema it printed at the start is left behind: drop it by hand.
+--
 --   small:   native cookie (43-character ID), ~120-byte sess
 --   large:   native cookie, ~1 KB sess
 --   express: Express mode (32-character ID), the cookie member in sess
@@ -21,10 +26,14 @@
   \set rows 1000000
 \endif
 \timing off
+\if :{?schema}
+\else
+  SELECT 'pgstore_ops_size_' || substr(md5(random()::text || clock_timestamp()::text || pg_backend_pid()), 1, 8) AS schema \gset
+\endif
+\echo 'working in schema' :"schema"
 SET client_min_messages = warning;
-DROP SCHEMA IF EXISTS pgstore_ops_size CASCADE;
-CREATE SCHEMA pgstore_ops_size;
-SET search_path = pgstore_ops_size;
+CREATE SCHEMA :"schema";
+SET search_path = :"schema";
 
 CREATE TABLE small ("sid" varchar NOT NULL COLLATE "default", "sess" json NOT NULL,
   "expire" timestamp(6) NOT NULL, PRIMARY KEY ("sid"));
@@ -88,7 +97,7 @@ SELECT c.relname AS shape,
 FROM pg_class c
 JOIN pg_index pk ON pk.indrelid = c.oid AND pk.indisprimary
 JOIN pg_index ex ON ex.indrelid = c.oid AND NOT ex.indisprimary
-WHERE c.relnamespace = 'pgstore_ops_size'::regnamespace AND c.relkind = 'r';
+WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = :'schema') AND c.relkind = 'r';
 
 \echo 'Average lengths (bytes):'
 SELECT 'small' AS shape, round(avg(octet_length(sid))) AS sid, round(avg(octet_length(sess::text))) AS sess,
@@ -117,7 +126,7 @@ CREATE INDEX small_expire_rebuilt ON small (expire);
 \echo 'Freshly built indexes on the small table, per million rows:'
 SELECT relname AS index, round(pg_relation_size(oid) * 1e6 / (SELECT n FROM sizes LIMIT 1) / 1048576.0, 1) AS mb
 FROM pg_class WHERE relname IN ('small_user_id', 'small_pkey_rebuilt', 'small_expire_rebuilt')
-  AND relnamespace = 'pgstore_ops_size'::regnamespace ORDER BY relname;
+  AND relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = :'schema') ORDER BY relname;
 
 RESET search_path;
-DROP SCHEMA pgstore_ops_size CASCADE;
+DROP SCHEMA :"schema" CASCADE;
