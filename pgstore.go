@@ -260,19 +260,20 @@ func (st *Store) prepare(ctx context.Context) error {
 	at := func(param string) string { return "(to_timestamp(" + param + ") AT TIME ZONE " + tz + ")" }
 	// Whether a row is alive is judged by the database's clock, never by
 	// the app server's, so that servers whose clocks disagree agree on it.
-	alive := "expire >= (" + st.cfg.dbNow + " AT TIME ZONE " + tz + ")"
+	aliveSQL := "expire >= (" + st.cfg.dbNow + " AT TIME ZONE " + tz + ")"
 	queries := []struct {
 		dst **sql.Stmt
 		sql string
 	}{
-		// load returns the row whatever its expiry, with whether it is
-		// alive and the database's clock, so the query binds one parameter
-		// and the store learns the clock's offset on every load.
-		{&st.stmts.load, "SELECT sess, date_part('epoch', expire AT TIME ZONE " + tz + "), " + alive +
-			", date_part('epoch', " + st.cfg.dbNow + ") FROM " + t + " WHERE sid = $1"},
+		// load returns the row whatever its expiry, with the database's
+		// clock in the same statement: the caller judges expiry by that
+		// clock, the query binds one parameter, and the store learns the
+		// clock's offset on every load.
+		{&st.stmts.load, "SELECT sess, date_part('epoch', expire AT TIME ZONE " + tz + "), date_part('epoch', " +
+			st.cfg.dbNow + ") FROM " + t + " WHERE sid = $1"},
 		{&st.stmts.insert, "INSERT INTO " + t + " (sid, sess, expire) VALUES ($1, $2, " + at("$3") + ")"},
-		{&st.stmts.update, "UPDATE " + t + " SET sess = $2, expire = " + at("$3") + " WHERE sid = $1 AND " + alive},
-		{&st.stmts.updateValues, "UPDATE " + t + " SET sess = $2 WHERE sid = $1 AND " + alive},
+		{&st.stmts.update, "UPDATE " + t + " SET sess = $2, expire = " + at("$3") + " WHERE sid = $1 AND " + aliveSQL},
+		{&st.stmts.updateValues, "UPDATE " + t + " SET sess = $2 WHERE sid = $1 AND " + aliveSQL},
 		{&st.stmts.delete, "DELETE FROM " + t + " WHERE sid = $1"},
 		// One statement moves a session to a new ID: the old row goes and
 		// the new one comes in the same round trip and transaction, and
@@ -280,7 +281,7 @@ func (st *Store) prepare(ctx context.Context) error {
 		// out, revoked or expired meanwhile is never brought back. Of two
 		// concurrent Regenerates the second waits on the row lock, then
 		// finds nothing to delete and inserts nothing.
-		{&st.stmts.regenerate, "WITH gone AS (DELETE FROM " + t + " WHERE sid = $1 AND " + alive +
+		{&st.stmts.regenerate, "WITH gone AS (DELETE FROM " + t + " WHERE sid = $1 AND " + aliveSQL +
 			" RETURNING 1) INSERT INTO " + t + " (sid, sess, expire) SELECT $2, $3, " + at("$4") + " FROM gone"},
 		{&st.stmts.exists, "SELECT EXISTS (SELECT 1 FROM " + t + " WHERE sid = $1)"},
 	}
@@ -430,10 +431,9 @@ func (st *Store) load(ctx context.Context, id string) (*loaded, error) {
 		return nil, errClosed
 	}
 	l := &loaded{id: id}
-	var alive bool
 	var dbNow float64
 	err := st.retry(ctx, func(ctx context.Context) error {
-		return st.stmts.load.QueryRowContext(ctx, st.sid(id)).Scan(&l.raw, &l.expire, &alive, &dbNow)
+		return st.stmts.load.QueryRowContext(ctx, st.sid(id)).Scan(&l.raw, &l.expire, &dbNow)
 	})
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -445,11 +445,25 @@ func (st *Store) load(ctx context.Context, id string) (*loaded, error) {
 	st.observeDBClock(dbNow)
 	l.dbNow = time.UnixMicro(epochMicros(dbNow))
 	// An expired row is as good as missing, until the pruner deletes it.
-	if !alive {
+	if !alive(l.expire, dbNow) {
 		st.log.DebugContext(ctx, "pgstore: session expired", "session", logID(id))
 		return nil, nil
 	}
 	return l, nil
+}
+
+// alive reports whether a row whose expire is expire (epoch seconds) is
+// alive at now, the database's clock: expire >= now, compared in whole
+// microseconds, the column's precision, at which both values are exact.
+// 'infinity' never expires; '-infinity' always has.
+func alive(expire, now float64) bool {
+	switch {
+	case math.IsInf(expire, 1):
+		return true
+	case math.IsInf(expire, -1) || math.IsNaN(expire):
+		return false
+	}
+	return epochMicros(expire) >= epochMicros(now)
 }
 
 // sid is the key of id in the table.
@@ -571,7 +585,7 @@ func (st *Store) Save(r *http.Request, w http.ResponseWriter, s *sessions.Sessio
 	if s.Options.MaxAge < 0 {
 		return st.destroy(r, w, s)
 	}
-	if err := st.checkSession(s, "save"); err != nil {
+	if err := checkMaxAge(s.Options.MaxAge); err != nil {
 		return err
 	}
 	if s.IsNew || s.ID == "" {
@@ -597,14 +611,10 @@ func (st *Store) Save(r *http.Request, w http.ResponseWriter, s *sessions.Sessio
 	return st.update(r, w, s, l)
 }
 
-// checkSession refuses, before anything is written, a session the store
-// cannot honour: a MaxAge above MaxMaxAge, or a name that cannot be a
-// cookie name (net/http would drop the cookie without a word, leaving a
-// row nobody can reach).
-func (st *Store) checkSession(s *sessions.Session, op string) error {
-	if err := checkMaxAge(s.Options.MaxAge); err != nil {
-		return err
-	}
+// checkName refuses, before anything is written, a session whose name
+// cannot be a cookie name: net/http would drop the cookie without a word,
+// leaving a row nobody can reach.
+func checkName(s *sessions.Session, op string) error {
 	if err := (&http.Cookie{Name: s.Name(), Value: "x"}).Valid(); err != nil {
 		return fmt.Errorf("pgstore: %s session: session name %q cannot be a cookie name: %w", op, s.Name(), err)
 	}
@@ -655,6 +665,9 @@ func (st *Store) insert(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 // cookie is set.
 func (st *Store) create(r *http.Request, w http.ResponseWriter, s *sessions.Session, op string,
 	write func(ctx context.Context, sid, sess string, exp float64) error) error {
+	if err := checkName(s, op); err != nil {
+		return err
+	}
 	now := st.dbNow()
 	m := meta{created: now.Unix()}
 	st.setMaxAge(&m, s.Options)
@@ -712,6 +725,9 @@ func (st *Store) update(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 	}
 	if !touch && (bytes.Equal(sess, l.raw) || st.sameValues(l.raw, s.Values)) {
 		return nil
+	}
+	if err := checkName(s, "save"); err != nil {
+		return err
 	}
 	var res sql.Result
 	err = st.retry(r.Context(), func(ctx context.Context) error {

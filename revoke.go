@@ -40,7 +40,7 @@ func (st *Store) Regenerate(r *http.Request, w http.ResponseWriter, s *sessions.
 	if s.Options.MaxAge < 0 {
 		return st.destroy(r, w, s)
 	}
-	if err := st.checkSession(s, "regenerate"); err != nil {
+	if err := checkMaxAge(s.Options.MaxAge); err != nil {
 		return err
 	}
 	if s.ID == "" {
