@@ -31,11 +31,13 @@ const (
 	DefaultQueryTimeout = 5 * time.Second
 	// DefaultTimeZone is the zone in which expire is written and compared.
 	DefaultTimeZone = "UTC"
-	// MaxMaxAge is the largest MaxAge a session may have: 100 years, in
-	// seconds. Larger values are refused, by New in Config.Options and by
-	// Save and Regenerate in a session's Options.
-	MaxMaxAge = 3_155_760_000
 )
+
+// MaxMaxAge is the largest MaxAge a session may have: 100 years, in seconds.
+// Larger values are refused, by New in Config.Options and by Save and
+// Regenerate in a session's Options. It is an int64 because it exceeds a
+// 32-bit int, where MaxAge cannot reach it.
+const MaxMaxAge int64 = 3_155_760_000
 
 // Config configures a Store. The zero value of every field means its
 // documented default, so Config{KeyPairs: ...} alone is a production setup.
@@ -271,7 +273,7 @@ func (c *Config) settings() (settings, error) {
 	if s.options.MaxAge < 0 {
 		return s, configError("Options", "MaxAge is negative: every Save would delete its session")
 	}
-	if s.options.MaxAge > MaxMaxAge {
+	if int64(s.options.MaxAge) > MaxMaxAge {
 		return s, configError("Options", fmt.Sprintf("MaxAge is %d seconds, more than MaxMaxAge (%d, 100 years)", s.options.MaxAge, MaxMaxAge))
 	}
 	if s.absoluteTimeout < 0 {
@@ -318,7 +320,7 @@ func (c *Config) settings() (settings, error) {
 
 // checkMaxAge refuses a session MaxAge the store cannot represent.
 func checkMaxAge(maxAge int) error {
-	if maxAge > MaxMaxAge {
+	if int64(maxAge) > MaxMaxAge {
 		return fmt.Errorf("pgstore: %w: session Options.MaxAge is %d seconds, more than MaxMaxAge (%d, 100 years)", ErrConfig, maxAge, MaxMaxAge)
 	}
 	return nil

@@ -490,7 +490,7 @@ func (st *Store) apply(s *sessions.Session, l *loaded) error {
 	if l.meta.hasMaxAge {
 		// Another writer (Node, an older version) may have stored a
 		// lifetime this store refuses to set: keep the session usable.
-		s.Options.MaxAge = min(max(l.meta.maxAge, 0), MaxMaxAge)
+		s.Options.MaxAge = int(min(int64(max(l.meta.maxAge, 0)), MaxMaxAge))
 	}
 	s.ID = l.id
 	s.IsNew = false

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -447,16 +448,21 @@ func TestQuoteLiteralUnderBothSettings(t *testing.T) {
 // A MaxAge above about 292 years overflowed time.Duration: the row was
 // written already expired, the cookie said Max-Age=1, and Save said nil.
 func TestMaxAgeOverflowWritesExpiredRow(t *testing.T) {
+	if strconv.IntSize < 64 {
+		t.Skip("MaxAge, an int, cannot exceed MaxMaxAge here")
+	}
 	db := sharedDB(t, "postgres")
+	bound := pgstore.MaxMaxAge // through a variable: converting the constant would not compile where int has 32 bits
+	largest := int(bound)
 	opts := pgstore.DefaultOptions()
-	opts.MaxAge = pgstore.MaxMaxAge + 1
+	opts.MaxAge = largest + 1
 	_, err := pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{hashKey1}, Options: opts})
 	if !errors.Is(err, pgstore.ErrConfig) || !strings.Contains(err.Error(), "MaxAge") {
 		t.Errorf("New with MaxAge over 100 years: %v", err)
 	}
 
 	st := newTestStore(t, db, pgstore.Config{})
-	for _, maxAge := range []int{300 * 365 * 24 * 3600, pgstore.MaxMaxAge + 1} {
+	for _, maxAge := range []int{300 * largest / 100, largest + 1} {
 		r, s := get(t, st, nil)
 		s.Values["user"] = "alice"
 		s.Options.MaxAge = maxAge
@@ -478,9 +484,9 @@ func TestMaxAgeOverflowWritesExpiredRow(t *testing.T) {
 	// The largest allowed MaxAge works, in the row and the cookie.
 	r, s := get(t, st, nil)
 	s.Values["user"] = "alice"
-	s.Options.MaxAge = pgstore.MaxMaxAge
+	s.Options.MaxAge = largest
 	c := save(t, st, r, s)
-	if c == nil || c.MaxAge != pgstore.MaxMaxAge {
+	if c == nil || c.MaxAge != largest {
 		t.Fatalf("cookie %v", c)
 	}
 	if _, s := get(t, st, c); s.Values["user"] != "alice" {
@@ -499,7 +505,7 @@ func TestLoadedMaxAgeAboveBoundCannotBeSaved(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, s := get(t, st, c)
-	if s.Options.MaxAge != pgstore.MaxMaxAge {
+	if int64(s.Options.MaxAge) != pgstore.MaxMaxAge {
 		t.Errorf("loaded MaxAge %d, want it clamped to %d", s.Options.MaxAge, pgstore.MaxMaxAge)
 	}
 	s.Values["n"] = 1
