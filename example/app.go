@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"html/template"
 	"log/slog"
 	"net/http"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/gorilla/sessions"
+
+	"github.com/pgsessions/pgstore"
 )
 
 const (
@@ -71,14 +74,23 @@ func (a *app) Close() error {
 	return a.closeErr
 }
 
-// session returns the request's session. When it cannot be loaded (the
-// database is down, the row is corrupt) the store still returns a new, empty
-// session: the error is logged and the request goes on with it, as if the
-// visitor had no session. The error never holds the cookie or the ID.
-func (a *app) session(r *http.Request) *sessions.Session {
+// session returns the request's session, or answers 503 and returns nil
+// when the session database cannot be read: the visitor may well be logged
+// in, so the request must not go on as if they were not (and must not save
+// the empty session it would get). A row that cannot be decoded
+// (pgstore.ErrCorrupt) is logged, and the request goes on with the new,
+// empty session the store returns. Errors never hold the cookie or the ID.
+func (a *app) session(w http.ResponseWriter, r *http.Request) *sessions.Session {
 	s, err := a.storage.store.Get(r, sessionName)
-	if err != nil {
-		a.log.WarnContext(r.Context(), "could not load the session; going on with a new one", "err", err)
+	switch {
+	case err == nil:
+	case errors.Is(err, pgstore.ErrCorrupt):
+		a.log.WarnContext(r.Context(), "a session row cannot be read; going on with a new session", "err", err)
+	default:
+		a.log.ErrorContext(r.Context(), "could not load the session", "err", err, "path", r.URL.Path)
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "sessions are unavailable; try again shortly", http.StatusServiceUnavailable)
+		return nil
 	}
 	return s
 }
@@ -116,7 +128,10 @@ var homePage = template.Must(template.New("home").Parse(`<!doctype html>
 // every cookie-less request, a bot's or a one-time visitor's. Sessions start
 // at login, when there is something to keep.
 func (a *app) home(w http.ResponseWriter, r *http.Request) {
-	s := a.session(r)
+	s := a.session(w, r)
+	if s == nil {
+		return
+	}
 	user, _ := s.Values["user"].(string)
 	var visits int
 	if !s.IsNew {
@@ -159,7 +174,10 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	s := a.session(r)
+	s := a.session(w, r)
+	if s == nil {
+		return
+	}
 	s.Values["user"] = user
 	// Give the now-privileged session a new ID, so that an ID an attacker
 	// planted in this browser before login is worthless afterwards (session
@@ -183,7 +201,9 @@ func validUser(user string) bool {
 
 // logout deletes the session: its row goes, and the cookie is expired.
 func (a *app) logout(w http.ResponseWriter, r *http.Request) {
-	s := a.session(r)
+	// Even when Get fails, the store deletes the row the request's cookie
+	// names (or says it could not), and the cookie is expired either way.
+	s, _ := a.storage.store.Get(r, sessionName)
 	s.Options.MaxAge = -1
 	if err := s.Save(r, w); err != nil {
 		a.serverError(w, r, "delete session", err)
@@ -202,7 +222,10 @@ type whoamiResponse struct {
 
 // whoami reports the logged-in user.
 func (a *app) whoami(w http.ResponseWriter, r *http.Request) {
-	s := a.session(r)
+	s := a.session(w, r)
+	if s == nil {
+		return
+	}
 	var resp whoamiResponse
 	if user, ok := s.Values["user"].(string); ok {
 		resp.User = &user

@@ -28,6 +28,7 @@ import (
 	"github.com/lib/pq"
 	"go.uber.org/goleak"
 
+	"github.com/pgsessions/pgstore/internal/pgproxy"
 	"github.com/pgsessions/pgstore/internal/pgtest"
 )
 
@@ -100,6 +101,39 @@ func TestLoginWhoamiLogout(t *testing.T) {
 	}
 	if loads(t, a, loggedIn) {
 		t.Error("the cookie from before logout still loads a session")
+	}
+}
+
+// A database outage is not a logout: while the sessions database cannot be
+// read, a logged-in visitor gets 503, never a page that says they are
+// logged out, and nothing is saved over their session.
+func TestDatabaseOutageIsNotALogout(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	proxy, err := pgproxy.Start(pgtest.HostPort(cfg.DatabaseURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	cfg.DatabaseURL = pgtest.WithHostPort(cfg.DatabaseURL, proxy.Addr())
+	_, srv := startApp(t, cfg)
+	c := newClient(t, srv)
+	c.login("alice")
+	before := c.sessionCookie()
+
+	proxy.Close() // the database is gone for this app
+	for _, path := range []string{"/", "/whoami"} {
+		resp, body := c.get(path)
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("GET %s during the outage: %s, Retry-After %q, body %q; want 503 with Retry-After",
+				path, resp.Status, resp.Header.Get("Retry-After"), body)
+		}
+	}
+	if resp, _ := c.post("/login", url.Values{"user": {"mallory"}}); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("POST /login during the outage: %s, want 503", resp.Status)
+	}
+	if after := c.sessionCookie(); after == nil || after.Value != before.Value {
+		t.Error("the outage changed or removed the session cookie")
 	}
 }
 
