@@ -65,7 +65,10 @@ type Config struct {
 	// ones, tried after KeyPairs. A session whose cookie was signed with a
 	// retired key is re-signed with the current key the next time its
 	// expiry is touched. Keep a retired key until every cookie it signed
-	// has been re-signed or has expired: see docs/security.md.
+	// has been re-signed or has expired: see docs/security.md. An entry
+	// with neither key (read from an environment variable that is no
+	// longer set) is ignored, so that dropping the retired key needs no
+	// change of code.
 	//
 	// Default: none.
 	RetiredKeys []KeyPair
@@ -306,6 +309,9 @@ func (c *Config) settings() (settings, error) {
 			s.keyPairs = append(s.keyPairs, nil)
 		}
 		for i, k := range c.RetiredKeys {
+			if len(k.HashKey) == 0 && len(k.BlockKey) == 0 {
+				continue // an unset variable, once the retired key is dropped
+			}
 			if len(k.HashKey) < 32 {
 				return s, configError(fmt.Sprintf("RetiredKeys[%d].HashKey", i), fmt.Sprintf("is %d bytes; it must be at least 32", len(k.HashKey)))
 			}

@@ -636,7 +636,15 @@ func TestKeyRotationTrapLogsEveryoneOut(t *testing.T) {
 	}
 	decodeID(t, resigned, hashKey2) // fails the test unless signed with the new key
 
-	for _, bad := range []pgstore.KeyPair{{HashKey: []byte("short")}, {HashKey: hashKey1, BlockKey: []byte("odd")}} {
+	// Once the old key is dropped from the environment, the same code
+	// still starts.
+	if st, err := pgstore.New(db, pgstore.Config{SchemaName: schema, PruneInterval: -1, KeyPairs: [][]byte{hashKey2},
+		RetiredKeys: []pgstore.KeyPair{{HashKey: []byte("")}}}); err != nil {
+		t.Errorf("New with an empty retired key: %v", err)
+	} else {
+		st.Close()
+	}
+	for _, bad := range []pgstore.KeyPair{{HashKey: []byte("short")}, {HashKey: hashKey1, BlockKey: []byte("odd")}, {BlockKey: blockKey1}} {
 		_, err := pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{hashKey2}, RetiredKeys: []pgstore.KeyPair{bad}})
 		if !errors.Is(err, pgstore.ErrConfig) || !strings.Contains(err.Error(), "RetiredKeys[0]") {
 			t.Errorf("New with retired key %q: %v", bad, err)

@@ -38,6 +38,10 @@
 //	               {"user":null} when the request accepts application/json
 //	GET  /whoami   {"user":"alice"} or {"user":null}
 //	GET  /healthz  200 "ok", or 503 when the database does not answer
+//
+// While the session database cannot be read, /, /login and /whoami answer
+// 503 with Retry-After: a visitor who may be logged in is never shown as
+// logged out.
 package main
 
 import (
