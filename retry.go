@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"strings"
 	"syscall"
 )
@@ -85,68 +84,4 @@ func isConnError(err error) bool {
 	// "the database system is starting up".
 	// 08P01 (protocol violation) will not heal by retrying.
 	return strings.HasPrefix(code, "08") && code != "08P01" || code == "57P01" || code == "57P02" || code == "57P03"
-}
-
-// describeDSN says which server a DSN points at, without its password, for
-// error messages.
-func describeDSN(dsn string) string {
-	var host, port, db, user string
-	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
-		host, port, user = u.Hostname(), u.Port(), u.User.Username()
-		db = strings.TrimPrefix(u.Path, "/")
-		if h := u.Query().Get("host"); h != "" {
-			host = h
-		}
-	} else {
-		for _, f := range strings.Fields(dsn) {
-			k, v, _ := strings.Cut(f, "=")
-			v = strings.Trim(v, "'")
-			switch k {
-			case "host":
-				host = v
-			case "port":
-				port = v
-			case "dbname":
-				db = v
-			case "user":
-				user = v
-			}
-		}
-	}
-	var parts []string
-	for _, kv := range [][2]string{{"host", host}, {"port", port}, {"dbname", db}, {"user", user}} {
-		if kv[1] != "" {
-			parts = append(parts, kv[0]+"="+kv[1])
-		}
-	}
-	if len(parts) == 0 {
-		return "the default server (libpq defaults and PG* environment variables)"
-	}
-	return strings.Join(parts, " ")
-}
-
-// defaultConnectTimeout is the connect_timeout Open adds to a DSN without
-// one, in seconds.
-const defaultConnectTimeout = "10"
-
-// withConnectTimeout adds connect_timeout to dsn unless it has one.
-func withConnectTimeout(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
-		q := u.Query()
-		if q.Has("connect_timeout") {
-			return dsn
-		}
-		q.Set("connect_timeout", defaultConnectTimeout)
-		u.RawQuery = q.Encode()
-		return u.String()
-	}
-	for _, f := range strings.Fields(dsn) {
-		if strings.HasPrefix(f, "connect_timeout=") {
-			return dsn
-		}
-	}
-	if strings.TrimSpace(dsn) == "" {
-		return "connect_timeout=" + defaultConnectTimeout
-	}
-	return dsn + " connect_timeout=" + defaultConnectTimeout
 }
