@@ -14,7 +14,7 @@ import (
 	"github.com/pgsessions/pgstore"
 )
 
-// Point 4: what comes back after a round trip through the JSON codec and
+// What comes back after a round trip through the JSON codec and
 // PostgreSQL, for each documented type.
 func TestJSONRoundTripTypes(t *testing.T) {
 	when := time.Date(2026, 11, 27, 9, 30, 0, 123456789, time.UTC)
@@ -78,7 +78,7 @@ func TestJSONRoundTripTypes(t *testing.T) {
 	})
 }
 
-// Point 4: keys that are not strings, and values JSON cannot hold, make
+// Keys that are not strings, and values JSON cannot hold, make
 // Save fail with an error naming the key, and nothing is written, neither
 // for a new session nor over an existing one.
 func TestUnencodableValues(t *testing.T) {
@@ -145,7 +145,7 @@ func init() {
 	gob.Register(map[string]any{})
 }
 
-// Point 4: the gob codec keeps registered types (and non-string keys)
+// The gob codec keeps registered types (and non-string keys)
 // inside the json column.
 func TestGobCodec(t *testing.T) {
 	eachDriver(t, func(t *testing.T, db *sql.DB) {

@@ -537,7 +537,7 @@ func splitCookie(t *testing.T, value string) (sid, sig string) {
 	return rest[:dot], rest[dot+1:]
 }
 
-// Scenario 1: a session made by Node's login is read by Go, values and all,
+// A session made by Node's login is read by Go, values and all,
 // without the members express-session and pgstore keep for themselves.
 func TestExpressLoginOnNodeReadOnGo(t *testing.T) {
 	t.Parallel()
@@ -573,7 +573,7 @@ func TestExpressLoginOnNodeReadOnGo(t *testing.T) {
 	})
 }
 
-// Scenario 2: what Go writes into a Node session, Node sees, and a counter
+// What Go writes into a Node session, Node sees, and a counter
 // passes back and forth.
 func TestExpressGoChangesSeenByNode(t *testing.T) {
 	t.Parallel()
@@ -611,7 +611,7 @@ func TestExpressGoChangesSeenByNode(t *testing.T) {
 	})
 }
 
-// Scenario 3: a session Go creates is a well-formed express-session session
+// A session Go creates is a well-formed express-session session
 // that Node reads and writes.
 func TestExpressGoSessionReadByNode(t *testing.T) {
 	t.Parallel()
@@ -667,7 +667,7 @@ func TestExpressGoSessionReadByNode(t *testing.T) {
 	})
 }
 
-// Scenario 4: a session ended or moved on either side is gone on both.
+// A session ended or moved on either side is gone on both.
 func TestExpressLogoutEitherSide(t *testing.T) {
 	t.Parallel()
 	schema := expressSchema(t)
@@ -757,7 +757,7 @@ func TestExpressLogoutEitherSide(t *testing.T) {
 	})
 }
 
-// Scenario 5: secrets rotate on either side without logging anyone out:
+// Secrets rotate on either side without logging anyone out:
 // the first secret signs, every secret verifies, on both sides alike.
 func TestExpressSecretRotation(t *testing.T) {
 	t.Parallel()
@@ -815,7 +815,7 @@ func TestExpressSecretRotation(t *testing.T) {
 	})
 }
 
-// Scenario 6: Go, on a connection in another TimeZone, judges a Node
+// Go, on a connection in another TimeZone, judges a Node
 // session expired exactly when connect-pg-simple does. Node's verdict cannot
 // be asked at a chosen instant without sleeping, so its rule is evaluated in
 // SQL as connect-pg-simple writes it, on a connection in the zone Node's
@@ -881,7 +881,7 @@ func TestExpressExpiryAgreesWithConnectPgSimple(t *testing.T) {
 	})
 }
 
-// Scenario 7: Go takes the cookie as a browser sends it, URL-encoded or
+// Go takes the cookie as a browser sends it, URL-encoded or
 // raw, and refuses anything not signed with one of its secrets before any
 // query, as Node does.
 func TestExpressCookieParsing(t *testing.T) {
@@ -960,7 +960,7 @@ func TestExpressCookieParsing(t *testing.T) {
 	}
 }
 
-// Scenario 7: a cookie is accepted only with the exact signature of one of
+// A cookie is accepted only with the exact signature of one of
 // the store's secrets. A secret of the same length that differs in one
 // byte, or a signature that differs in any one character (so a comparison
 // that stopped early, or read only part of it, would be caught), is refused
@@ -1017,7 +1017,7 @@ func TestExpressSignatureMustMatchExactly(t *testing.T) {
 	}
 }
 
-// Scenario 8: a touch by Go moves sess.cookie.expires and the expire column
+// A touch by Go moves sess.cookie.expires and the expire column
 // together, to the millisecond, and Node carries on from Go's write.
 func TestExpressTouchKeepsCookieAndExpireInStep(t *testing.T) {
 	t.Parallel()
@@ -1074,7 +1074,7 @@ func TestExpressTouchKeepsCookieAndExpireInStep(t *testing.T) {
 	})
 }
 
-// Scenario 9: a browser-session cookie (maxAge null) stays one whichever
+// A browser-session cookie (maxAge null) stays one whichever
 // side writes, and its row lives a day after its last use.
 func TestExpressBrowserSessionCookie(t *testing.T) {
 	t.Parallel()

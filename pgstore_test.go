@@ -23,7 +23,7 @@ import (
 
 var _ sessions.Store = (*pgstore.Store)(nil)
 
-// Point 1: the cookie carries only a signed ID of 32 random bytes.
+// The cookie carries only a signed ID of 32 random bytes.
 func TestCookieCarriesOnlySignedID(t *testing.T) {
 	eachDriver(t, func(t *testing.T, db *sql.DB) {
 		st := newTestStore(t, db, pgstore.Config{})
@@ -70,7 +70,7 @@ func TestCookieEncryptedWithBlockKey(t *testing.T) {
 	})
 }
 
-// Point 1: rotation. Cookies made with any listed pair decode; new cookies
+// Rotation. Cookies made with any listed pair decode; new cookies
 // use the first pair.
 func TestKeyRotation(t *testing.T) {
 	eachDriver(t, func(t *testing.T, db *sql.DB) {
@@ -95,7 +95,7 @@ type failingReader struct{}
 
 func (failingReader) Read([]byte) (int, error) { return 0, errors.New("entropy exhausted") }
 
-// Point 1: an RNG failure is an error, never a weaker ID.
+// An RNG failure is an error, never a weaker ID.
 func TestRandomFailureIsAnError(t *testing.T) {
 	eachDriver(t, func(t *testing.T, db *sql.DB) {
 		st := newTestStore(t, db, pgstore.Config{}, pgstore.TestHooks{Rand: failingReader{}})
@@ -115,7 +115,7 @@ func TestRandomFailureIsAnError(t *testing.T) {
 	})
 }
 
-// Point 1: no shared codec is mutated per request (antonlindstrom/pgstore
+// No shared codec is mutated per request (antonlindstrom/pgstore
 // calls MaxAge on its codecs in Save). Run under -race.
 func TestConcurrentRequestsShareNoMutableState(t *testing.T) {
 	eachDriver(t, func(t *testing.T, db *sql.DB) {
@@ -150,7 +150,7 @@ func TestConcurrentRequestsShareNoMutableState(t *testing.T) {
 	})
 }
 
-// Point 2: no cookie or a bad cookie costs no query at all; a valid one
+// No cookie or a bad cookie costs no query at all; a valid one
 // costs exactly one round trip.
 func TestGetRoundTrips(t *testing.T) {
 	for _, drv := range pgtest.Drivers {
@@ -184,7 +184,7 @@ func TestGetRoundTrips(t *testing.T) {
 	}
 }
 
-// Point 2: a missing or expired row gives a new session that gets a new ID;
+// A missing or expired row gives a new session that gets a new ID;
 // the ID the client sent is never reused.
 func TestMissingOrExpiredRowGetsNewID(t *testing.T) {
 	eachDriver(t, func(t *testing.T, db *sql.DB) {
@@ -242,7 +242,7 @@ func TestExpiryBoundary(t *testing.T) {
 	})
 }
 
-// Point 2: Get uses the request's context, and on a database error returns
+// Get uses the request's context, and on a database error returns
 // a new session with the error.
 func TestGetUsesRequestContextAndReturnsSessionOnError(t *testing.T) {
 	eachDriver(t, func(t *testing.T, db *sql.DB) {
@@ -274,7 +274,7 @@ func TestGetUsesRequestContextAndReturnsSessionOnError(t *testing.T) {
 	})
 }
 
-// Point 3: Save writes only what it must.
+// Save writes only what it must.
 func TestSaveWrites(t *testing.T) {
 	eachDriver(t, func(t *testing.T, db *sql.DB) {
 		clk := newClock(t, db)
@@ -349,7 +349,7 @@ func expireOf(t *testing.T, db *sql.DB, schema, sid string) time.Time {
 	return tm
 }
 
-// Point 3: a session logged out elsewhere is not written back (upserts
+// A session logged out elsewhere is not written back (upserts
 // resurrect sessions: rack-session CVE-2025-46336).
 func TestSaveAfterConcurrentLogoutDoesNotResurrect(t *testing.T) {
 	eachDriver(t, func(t *testing.T, db *sql.DB) {
@@ -403,7 +403,7 @@ func TestSaveWithOtherRequest(t *testing.T) {
 	})
 }
 
-// Point 7: a corrupt or non-object sess gives an error and a new session,
+// A corrupt or non-object sess gives an error and a new session,
 // never a panic, and the row is left alone.
 func TestCorruptRow(t *testing.T) {
 	eachDriver(t, func(t *testing.T, db *sql.DB) {

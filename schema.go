@@ -142,7 +142,7 @@ func (st *Store) tableExists(ctx context.Context, q queryer) (bool, error) {
 }
 
 // checkExpireIndex warns when the table has no index led by expire: the
-// read query and the pruner both need it.
+// pruner walks it (the load reads by sid alone).
 func (st *Store) checkExpireIndex(ctx context.Context) error {
 	var ok bool
 	err := st.db.QueryRowContext(ctx, `SELECT EXISTS (

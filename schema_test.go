@@ -17,7 +17,7 @@ import (
 	"github.com/pgsessions/pgstore/internal/pgtest"
 )
 
-// Point 5: many processes starting at once all succeed. Without the
+// Many processes starting at once all succeed. Without the
 // advisory lock, concurrent CREATE TABLE IF NOT EXISTS fails in the losers
 // with a duplicate key on pg_type (connect-pg-simple's failure).
 func TestConcurrentTableCreation(t *testing.T) {
@@ -53,7 +53,7 @@ func TestConcurrentTableCreation(t *testing.T) {
 	})
 }
 
-// Point 5: a role without CREATE works when the table exists, and gets a
+// A role without CREATE works when the table exists, and gets a
 // clear error when it does not.
 func TestRoleWithoutCreatePrivilege(t *testing.T) {
 	db := sharedDB(t, "postgres")
@@ -106,7 +106,7 @@ func withUser(dsn, user string) string {
 	return u.String()
 }
 
-// Point 5: identifiers are quoted, never spliced in raw.
+// Identifiers are quoted, never spliced in raw.
 func TestIdentifiersAreQuoted(t *testing.T) {
 	eachDriver(t, func(t *testing.T, db *sql.DB) {
 		base := pgtest.Schema(t, db)
@@ -131,7 +131,7 @@ func TestIdentifiersAreQuoted(t *testing.T) {
 	})
 }
 
-// Point 5: custom tables never collide with another sessions table's
+// Custom tables never collide with another sessions table's
 // constraint or index names in the same schema, including
 // connect-pg-simple's fixed "session_pkey" and "IDX_session_expire".
 func TestNoNameCollisions(t *testing.T) {
@@ -306,7 +306,7 @@ func describeTable(t *testing.T, db *sql.DB, schema string) string {
 	return b.String()
 }
 
-// Point 6: rows are written and judged in Config.TimeZone whatever the
+// Rows are written and judged in Config.TimeZone whatever the
 // connection's TimeZone. A Go connection in Tokyo (UTC+9) or Los Angeles
 // must write the same expire as a UTC connection, and judge a row written
 // the way connect-pg-simple writes it (to_timestamp on a UTC connection)
