@@ -161,7 +161,7 @@ type expressOptions struct {
 type expressApp struct {
 	base   string
 	client *http.Client
-	stderr *lockedBuffer
+	stderr *syncBuffer
 }
 
 // expressSchema returns a schema of its own for a test, after checking that
@@ -199,7 +199,7 @@ func startExpress(t *testing.T, schema string, o expressOptions) *expressApp {
 		"PORT=0",
 	)
 	stdout := &portWriter{port: make(chan string, 1)}
-	stderr := &lockedBuffer{}
+	stderr := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
@@ -273,23 +273,6 @@ func (w *portWriter) Write(p []byte) (int, error) {
 			return len(p), nil
 		}
 	}
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // do sends a request to the app with the session cookie (as the header a

@@ -676,15 +676,10 @@ func TestBlockKeyRotationLogsEveryoneOut(t *testing.T) {
 // dropped by browsers without a word: the store says so, once.
 func TestSecureCookieOverPlainHTTPFailsSilently(t *testing.T) {
 	db := sharedDB(t, "postgres")
-	var logs bytes.Buffer
-	var mu sync.Mutex
-	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var logs syncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	st := newTestStore(t, db, pgstore.Config{Logger: logger})
-	warnings := func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return strings.Count(logs.String(), "plain-HTTP")
-	}
+	warnings := func() int { return strings.Count(logs.String(), "plain-HTTP") }
 	saveAt := func(target string, tweak func(*http.Request)) {
 		r := httptest.NewRequest(http.MethodGet, target, nil)
 		if tweak != nil {
@@ -721,17 +716,6 @@ func TestSecureCookieOverPlainHTTPFailsSilently(t *testing.T) {
 	if strings.Contains(logs.String(), "Cookie") && strings.Contains(logs.String(), "MTc") {
 		t.Error("the warning carries a cookie value")
 	}
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // Open used database/sql's defaults: 2 idle connections, so under
