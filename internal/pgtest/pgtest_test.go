@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/pgsessions/pgstore/internal/pgtest"
@@ -72,16 +73,25 @@ func TestSkipOrFail(t *testing.T) {
 	}
 }
 
+// deadAddr is an address nothing listens on, the same for every run of the
+// test in this process (go test -count), since DSN answers once per process.
+var deadAddr = sync.OnceValues(func() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close() // nothing listens there once it returns
+	return l.Addr().String(), nil
+})
+
 // DSN's error for a DATABASE_URL that does not answer wraps ErrDatabaseURL,
 // which is what makes SkipOrFail fail outside CI. (DSN looks once per
 // process; no other test in this package calls it.)
 func TestDeadDatabaseURL(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := deadAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	l.Close() // nothing listens there now
 	t.Setenv("DATABASE_URL", "postgres://nobody@"+addr+"/none?sslmode=disable")
 	dsn, err := pgtest.DSN()
 	if !errors.Is(err, pgtest.ErrDatabaseURL) {
