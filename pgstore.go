@@ -574,19 +574,12 @@ func forget(r *http.Request, s *sessions.Session) {
 // make Save return an error (wrapping ErrEncode or ErrTooLarge) before
 // anything is written.
 func (st *Store) Save(r *http.Request, w http.ResponseWriter, s *sessions.Session) error {
-	if st.isClosed() {
-		return errClosed
-	}
-	if s.Options == nil {
-		opts := st.cfg.options
-		s.Options = &opts
+	if err := st.writable(s); err != nil {
+		return err
 	}
 	ctx := r.Context()
 	if s.Options.MaxAge < 0 {
 		return st.destroy(r, w, s)
-	}
-	if err := checkMaxAge(s.Options.MaxAge); err != nil {
-		return err
 	}
 	if s.IsNew || s.ID == "" {
 		return st.insert(r, w, s)
@@ -609,6 +602,20 @@ func (st *Store) Save(r *http.Request, w http.ResponseWriter, s *sessions.Sessio
 		st.remember(r, s, l)
 	}
 	return st.update(r, w, s, l)
+}
+
+// writable readies s for Save or Regenerate: the store must be open, s
+// gets the store's cookie options if it has none, and its MaxAge must be
+// one the store can honour.
+func (st *Store) writable(s *sessions.Session) error {
+	if st.isClosed() {
+		return errClosed
+	}
+	if s.Options == nil {
+		opts := st.cfg.options
+		s.Options = &opts
+	}
+	return checkMaxAge(s.Options.MaxAge)
 }
 
 // checkName refuses, before anything is written, a session whose name

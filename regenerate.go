@@ -26,18 +26,11 @@ import (
 // ErrSessionNotFound. A new session (never saved) is created under a fresh
 // ID, even with no values (where Save would write nothing).
 func (st *Store) Regenerate(r *http.Request, w http.ResponseWriter, s *sessions.Session) error {
-	if st.isClosed() {
-		return errClosed
-	}
-	if s.Options == nil {
-		opts := st.cfg.options
-		s.Options = &opts
+	if err := st.writable(s); err != nil {
+		return err
 	}
 	if s.Options.MaxAge < 0 {
 		return st.destroy(r, w, s)
-	}
-	if err := checkMaxAge(s.Options.MaxAge); err != nil {
-		return err
 	}
 	if s.ID == "" {
 		return st.create(r, w, s, "regenerate", func(ctx context.Context, sid, sess string, exp float64) error {
