@@ -43,43 +43,37 @@ func (f *expressFormat) encode(_, id string) (string, error) {
 	return encodeURIComponent("s:" + id + "." + expressSignature(f.secrets[0], id)), nil
 }
 
-func (f *expressFormat) decode(_, value string) (string, bool) {
+func (f *expressFormat) decode(_, value string) (string, bool, bool) {
 	if len(value) > maxCookieLen {
-		return "", false
+		return "", false, false
 	}
 	// Node decodes cookie values that contain '%'; so do we, and we accept
 	// the raw form too.
 	if strings.IndexByte(value, '%') >= 0 {
 		v, err := url.PathUnescape(value)
 		if err != nil {
-			return "", false
+			return "", false, false
 		}
 		value = v
 	}
 	if !strings.HasPrefix(value, "s:") {
-		return "", false
+		return "", false, false
 	}
 	value = value[2:]
 	dot := strings.LastIndexByte(value, '.')
 	if dot <= 0 {
-		return "", false
+		return "", false, false
 	}
 	sid, sig := value[:dot], value[dot+1:]
-	for _, secret := range f.secrets {
+	for i, secret := range f.secrets {
 		if hmac.Equal([]byte(expressSignature(secret, sid)), []byte(sig)) {
-			return sid, true
+			return sid, i == 0, true
 		}
 	}
-	return "", false
+	return "", false, false
 }
 
 func (f *expressFormat) idBytes() int { return expressIDBytes }
-
-func (f *expressFormat) current(name, value string) bool {
-	only := expressFormat{secrets: f.secrets[:1]}
-	_, ok := only.decode(name, value)
-	return ok
-}
 
 // encodeURIComponent escapes s as JavaScript's encodeURIComponent does,
 // which is how express-session writes its cookie values.

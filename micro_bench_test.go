@@ -31,7 +31,7 @@ func BenchmarkCookieVerify(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		if got, ok := f.decode("session", v); !ok || got != id {
+		if got, _, ok := f.decode("session", v); !ok || got != id {
 			b.Fatalf("decode: %q, %v", got, ok)
 		}
 	}

@@ -393,7 +393,7 @@ func (st *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 	if err != nil {
 		return s, nil
 	}
-	id, ok := st.format.decode(name, c.Value)
+	id, current, ok := st.format.decode(name, c.Value)
 	if !ok {
 		st.log.DebugContext(r.Context(), "pgstore: ignored a session cookie that failed verification", "cookie", name)
 		return s, nil
@@ -402,6 +402,7 @@ func (st *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 	if err != nil || l == nil {
 		return s, err
 	}
+	l.oldKey = !current
 	if err := st.apply(s, l); err != nil {
 		// A row we cannot read is reported, and the request goes on with
 		// an empty session. The row stays for inspection; it is never
@@ -423,6 +424,7 @@ type loaded struct {
 	expire float64   // stored expire, epoch seconds (+Inf for 'infinity')
 	dbNow  time.Time // the database's clock when the row was read
 	meta   meta
+	oldKey bool // the request's cookie was signed with a retired key
 }
 
 // load reads the row for id, or returns nil when it is missing or expired.
@@ -599,6 +601,10 @@ func (st *Store) Save(r *http.Request, w http.ResponseWriter, s *sessions.Sessio
 		if err := st.decode(l.raw, values, &l.meta); err != nil {
 			return err
 		}
+		if c, err := r.Cookie(s.Name()); err == nil {
+			_, current, ok := st.format.decode(s.Name(), c.Value)
+			l.oldKey = ok && !current
+		}
 		st.remember(r, s, l)
 	}
 	return st.update(r, w, s, l)
@@ -768,21 +774,15 @@ func (st *Store) update(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 	// to re-sign it when the request's cookie was signed with an older
 	// key, so that retired keys can be dropped while such sessions are in
 	// use.
-	if touch && (s.Options.MaxAge > 0 || lifetimeChanged || st.signedWithOldKey(r, s.Name())) {
+	if touch && (s.Options.MaxAge > 0 || lifetimeChanged || l.oldKey) {
 		cookie, err := st.format.encode(s.Name(), s.ID)
 		if err != nil {
 			return err
 		}
 		st.setCookie(r, w, s, cookie, now, exp)
+		l.oldKey = false
 	}
 	return nil
-}
-
-// signedWithOldKey reports whether the request's cookie called name was
-// signed with a key other than the current one.
-func (st *Store) signedWithOldKey(r *http.Request, name string) bool {
-	c, err := r.Cookie(name)
-	return err == nil && !st.format.current(name, c.Value)
 }
 
 // sameValues reports whether raw holds values equal to values. Only codecs
@@ -812,7 +812,7 @@ func (st *Store) destroy(r *http.Request, w http.ResponseWriter, s *sessions.Ses
 		// Get may have failed (the database was down) and handed out a new
 		// session; the request's cookie still names the session to end.
 		if c, err := r.Cookie(s.Name()); err == nil {
-			id, _ = st.format.decode(s.Name(), c.Value)
+			id, _, _ = st.format.decode(s.Name(), c.Value)
 		}
 		if id == "" {
 			return nil
