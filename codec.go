@@ -8,47 +8,43 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"reflect"
-	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
 // A Codec turns session values into the JSON object stored in the sess
 // column, and back. Implementations must be safe for concurrent use.
 //
-// Encode must return a JSON object (starting with '{'). It must not use the
-// member names the store reserves: "_pgstore", and "cookie" in Express mode.
-// Its output should be deterministic, because the store compares encodings
-// byte for byte to skip writing unchanged sessions.
+// Encode must return a JSON object (starting with '{'). The store refuses,
+// before calling it, session keys it keeps for itself: "_pgstore", and
+// "cookie" in Express mode. Its output should be deterministic, because the
+// store compares encodings byte for byte to skip writing unchanged sessions.
 //
-// Decode receives the whole sess object, which may hold the reserved members
-// and, for rows written by other programs, anything else; the store removes
-// the reserved names from values afterwards.
+// Decode receives the whole sess object. It should put every member it does
+// not consume itself into values under its name, decoded as JSONCodec
+// decodes it: the store reads its own members from there and removes them
+// afterwards.
 type Codec interface {
 	Encode(values map[any]any) ([]byte, error)
 	Decode(data []byte, values map[any]any) error
 }
 
-// Names of the sess members the store writes itself.
-const (
-	metaKey   = "_pgstore"
-	cookieKey = "cookie"
-)
-
-// maxDepth bounds nesting in encoded values; deeper values are almost
-// certainly cycles.
+// maxDepth bounds the nesting of containers (maps, slices, arrays) inside a
+// session value when encoding. Deeper values are almost certainly cycles.
 const maxDepth = 100
 
 // ErrEncode is wrapped by the errors Save returns when a value cannot be
-// stored: a non-string key, an unsupported type, NaN, invalid UTF-8 or a NUL
-// character. Nothing is written when it is returned.
-var ErrEncode = errors.New("value cannot be stored")
+// stored: a non-string key, a reserved key, an unsupported type, NaN,
+// invalid UTF-8 or a NUL character. Nothing is written when it is returned.
+var ErrEncode = errors.New("pgstore: value cannot be stored")
 
 // JSONCodec stores values as a JSON object, one member per key, so that other
-// programs (and Node's express-session) can read them. The zero value is
-// ready to use and safe for concurrent use.
+// programs (and Node's express-session) can read them. It uses encoding/json
+// both ways. The zero value is ready to use and safe for concurrent use.
 //
 // Keys must be strings. After a round trip values come back as JSON
 // decoding makes them, except that integers come back as int:
@@ -72,52 +68,34 @@ type JSONCodec struct{}
 
 // Encode implements Codec.
 func (JSONCodec) Encode(values map[any]any) ([]byte, error) {
-	keys := make([]string, 0, len(values))
-	for k := range values {
+	obj := make(map[string]any, len(values))
+	for k, v := range values {
 		ks, ok := k.(string)
 		if !ok {
-			return nil, fmt.Errorf("pgstore: session key %#v (%T): %w: JSONCodec keys must be strings", k, k, ErrEncode)
+			return nil, fmt.Errorf("%w: session key %#v (%T): JSONCodec keys must be strings", ErrEncode, k, k)
 		}
-		keys = append(keys, ks)
+		if err := checkString(ks); err != nil {
+			return nil, fmt.Errorf("%w: session key %q: %s", ErrEncode, ks, err)
+		}
+		jv, err := jsonValue(reflect.ValueOf(v), 0)
+		if err != nil {
+			return nil, fmt.Errorf("%w: session value %q: %s", ErrEncode, ks, err)
+		}
+		obj[ks] = jv
 	}
-	slices.Sort(keys)
-	e := jsonEncoder{buf: make([]byte, 0, 64+32*len(keys))}
-	e.buf = append(e.buf, '{')
-	for i, k := range keys {
-		if k == metaKey {
-			return nil, fmt.Errorf("pgstore: session key %q: %w: the name is reserved", k, ErrEncode)
-		}
-		if i > 0 {
-			e.buf = append(e.buf, ',')
-		}
-		if err := e.string(k); err != nil {
-			return nil, fmt.Errorf("pgstore: session key %q: %w", k, err)
-		}
-		e.buf = append(e.buf, ':')
-		if err := e.value(reflect.ValueOf(values[k]), 0); err != nil {
-			return nil, fmt.Errorf("pgstore: session value %q: %w", k, err)
-		}
-	}
-	e.buf = append(e.buf, '}')
-	return e.buf, nil
+	return marshal(obj) // encoding/json writes map members sorted by key
 }
 
 // Decode implements Codec.
 func (JSONCodec) Decode(data []byte, values map[any]any) error {
-	return readObject(data, func(k string, v any) { values[k] = v })
-}
-
-// decodeObject parses a JSON object, turning integral numbers into int.
-func decodeObject(data []byte) (map[string]any, error) {
-	obj := make(map[string]any)
-	if err := readObject(data, func(k string, v any) { obj[k] = v }); err != nil {
-		return nil, err
+	obj, err := decodeObject(data)
+	if err != nil {
+		return err
 	}
-	return obj, nil
-}
-
-type jsonEncoder struct {
-	buf []byte
+	for k, v := range obj {
+		values[k] = v
+	}
+	return nil
 }
 
 var (
@@ -125,179 +103,193 @@ var (
 	textMarshaler = reflect.TypeFor[encoding.TextMarshaler]()
 )
 
-func (e *jsonEncoder) value(v reflect.Value, depth int) error {
-	if depth > maxDepth {
-		return fmt.Errorf("%w: nested more than %d levels (a cycle?)", ErrEncode, maxDepth)
-	}
+// jsonValue checks that v can be stored and returns what encoding/json
+// should write for it: the value itself, or a copy of its containers in
+// which floats are json.Numbers that keep a fraction, so that they decode
+// as float64 again rather than int. depth counts the containers around v.
+func jsonValue(v reflect.Value, depth int) (any, error) {
 	if !v.IsValid() {
-		e.buf = append(e.buf, "null"...)
-		return nil
+		return nil, nil
 	}
 	t := v.Type()
 	if t.Kind() != reflect.Interface && (t.Implements(jsonMarshaler) || t.Implements(textMarshaler)) {
 		if t.Kind() == reflect.Pointer && v.IsNil() {
-			e.buf = append(e.buf, "null"...)
-			return nil
+			return nil, nil
 		}
-		return e.marshal(v)
+		return marshalRaw(v.Interface())
 	}
 	switch v.Kind() {
 	case reflect.String:
-		return e.string(v.String())
+		return v.String(), checkString(v.String())
 	case reflect.Bool:
-		e.buf = strconv.AppendBool(e.buf, v.Bool())
+		return v.Bool(), nil
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		e.buf = strconv.AppendInt(e.buf, v.Int(), 10)
+		return v.Int(), nil
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		e.buf = strconv.AppendUint(e.buf, v.Uint(), 10)
+		return v.Uint(), nil
 	case reflect.Float32, reflect.Float64:
-		return e.float(v.Float(), t.Bits())
+		return jsonFloat(v.Float(), t.Bits())
 	case reflect.Interface, reflect.Pointer:
 		if v.IsNil() {
-			e.buf = append(e.buf, "null"...)
-			return nil
+			return nil, nil
 		}
-		return e.value(v.Elem(), depth+1)
-	case reflect.Slice:
-		if v.IsNil() {
-			e.buf = append(e.buf, "null"...)
-			return nil
+		return jsonValue(v.Elem(), depth)
+	case reflect.Struct:
+		return marshalRaw(v.Interface())
+	case reflect.Slice, reflect.Array, reflect.Map:
+		if v.Kind() != reflect.Array && v.IsNil() {
+			return nil, nil
 		}
-		if t.Elem().Kind() == reflect.Uint8 {
-			return e.marshal(v)
+		if v.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8 {
+			return marshalRaw(v.Interface()) // base64, as encoding/json writes []byte
 		}
-		return e.array(v, depth)
-	case reflect.Array:
-		return e.array(v, depth)
-	case reflect.Map:
-		if v.IsNil() {
-			e.buf = append(e.buf, "null"...)
-			return nil
+		if depth >= maxDepth {
+			return nil, fmt.Errorf("nested more than %d levels (a cycle?)", maxDepth)
+		}
+		if v.Kind() != reflect.Map {
+			arr := make([]any, v.Len())
+			for i := range arr {
+				e, err := jsonValue(v.Index(i), depth+1)
+				if err != nil {
+					return nil, fmt.Errorf("at index %d: %w", i, err)
+				}
+				arr[i] = e
+			}
+			return arr, nil
 		}
 		if t.Key().Kind() != reflect.String {
-			return fmt.Errorf("%w: map key type %s is not a string", ErrEncode, t.Key())
+			return nil, fmt.Errorf("map key type %s is not a string", t.Key())
 		}
-		keys := v.MapKeys()
-		slices.SortFunc(keys, func(a, b reflect.Value) int {
-			switch as, bs := a.String(), b.String(); {
-			case as < bs:
-				return -1
-			case as > bs:
-				return 1
+		obj := make(map[string]any, v.Len())
+		for it := v.MapRange(); it.Next(); {
+			k := it.Key().String()
+			if err := checkString(k); err != nil {
+				return nil, fmt.Errorf("at key %q: %w", k, err)
 			}
-			return 0
-		})
-		e.buf = append(e.buf, '{')
-		for i, k := range keys {
-			if i > 0 {
-				e.buf = append(e.buf, ',')
+			e, err := jsonValue(it.Value(), depth+1)
+			if err != nil {
+				return nil, fmt.Errorf("at key %q: %w", k, err)
 			}
-			if err := e.string(k.String()); err != nil {
-				return err
-			}
-			e.buf = append(e.buf, ':')
-			if err := e.value(v.MapIndex(k), depth+1); err != nil {
-				return fmt.Errorf("at key %q: %w", k.String(), err)
-			}
+			obj[k] = e
 		}
-		e.buf = append(e.buf, '}')
-	case reflect.Struct:
-		return e.marshal(v)
-	default:
-		return fmt.Errorf("%w: type %s has no JSON form", ErrEncode, t)
+		return obj, nil
 	}
-	return nil
+	return nil, fmt.Errorf("type %s has no JSON form", t)
 }
 
-func (e *jsonEncoder) array(v reflect.Value, depth int) error {
-	e.buf = append(e.buf, '[')
-	for i := 0; i < v.Len(); i++ {
-		if i > 0 {
-			e.buf = append(e.buf, ',')
-		}
-		if err := e.value(v.Index(i), depth+1); err != nil {
-			return fmt.Errorf("at index %d: %w", i, err)
-		}
-	}
-	e.buf = append(e.buf, ']')
-	return nil
-}
-
-func (e *jsonEncoder) float(f float64, bits int) error {
+// jsonFloat writes f as encoding/json would, but with a fraction when it
+// is integral (2.0, not 2).
+func jsonFloat(f float64, bits int) (any, error) {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return fmt.Errorf("%w: %v has no JSON form", ErrEncode, f)
+		return nil, fmt.Errorf("%v has no JSON form", f)
 	}
 	format := byte('f')
 	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
 		format = 'e'
 	}
-	start := len(e.buf)
-	e.buf = strconv.AppendFloat(e.buf, f, format, -1, bits)
-	// Keep a fraction so that the value decodes as float64, not int.
-	if !bytes.ContainsAny(e.buf[start:], ".e") {
-		e.buf = append(e.buf, ".0"...)
+	s := strconv.FormatFloat(f, format, -1, bits)
+	if !strings.ContainsAny(s, ".e") {
+		s += ".0"
 	}
-	return nil
+	return json.Number(s), nil
 }
 
-// marshal encodes values with their own JSON form (time.Time, structs,
-// []byte) through encoding/json, without HTML escaping, and checks the
-// strings in the result.
-func (e *jsonEncoder) marshal(v reflect.Value) error {
-	var out bytes.Buffer
-	enc := json.NewEncoder(&out)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v.Interface()); err != nil {
-		return fmt.Errorf("%w: %w", ErrEncode, err)
-	}
-	b := bytes.TrimRight(out.Bytes(), "\n")
-	if bytes.Contains(b, []byte(`\u0000`)) {
-		return fmt.Errorf("%w: contains a NUL character", ErrEncode)
-	}
-	e.buf = append(e.buf, b...)
-	return nil
-}
-
-const hexDigits = "0123456789abcdef"
-
-// string writes s as a JSON string the way JavaScript's JSON.stringify does,
-// so that both sides produce the same bytes for the same text.
-func (e *jsonEncoder) string(s string) error {
+// checkString refuses what a stored string cannot hold: invalid UTF-8,
+// which encoding/json would replace, and NUL, which PostgreSQL's JSON
+// operators reject.
+func checkString(s string) error {
 	if !utf8.ValidString(s) {
-		return fmt.Errorf("%w: string is not valid UTF-8", ErrEncode)
+		return errors.New("string is not valid UTF-8")
 	}
-	e.buf = append(e.buf, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		if c == 0 {
-			return fmt.Errorf("%w: string contains a NUL character", ErrEncode)
-		}
-		e.buf = append(e.buf, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			e.buf = append(e.buf, '\\', c)
-		case '\b':
-			e.buf = append(e.buf, '\\', 'b')
-		case '\f':
-			e.buf = append(e.buf, '\\', 'f')
-		case '\n':
-			e.buf = append(e.buf, '\\', 'n')
-		case '\r':
-			e.buf = append(e.buf, '\\', 'r')
-		case '\t':
-			e.buf = append(e.buf, '\\', 't')
-		default:
-			e.buf = append(e.buf, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		start = i + 1
+	if strings.IndexByte(s, 0) >= 0 {
+		return errors.New("string contains a NUL character")
 	}
-	e.buf = append(e.buf, s[start:]...)
-	e.buf = append(e.buf, '"')
 	return nil
+}
+
+// marshal is json.Marshal without HTML escaping, as JSON.stringify writes.
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrEncode, err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+}
+
+// marshalRaw encodes a value with a JSON form of its own (time.Time,
+// structs, []byte) and checks the result for NUL characters.
+func marshalRaw(v any) (json.RawMessage, error) {
+	b, err := marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	if bytes.Contains(b, []byte(`\u0000`)) {
+		return nil, errors.New("contains a NUL character")
+	}
+	return b, nil
+}
+
+// decodeObject decodes a JSON object with encoding/json, integral numbers
+// as int.
+func decodeObject(data []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var obj map[string]any
+	if err := dec.Decode(&obj); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	if obj == nil {
+		return nil, fmt.Errorf("%w: not a JSON object", ErrCorrupt)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: data after the JSON object", ErrCorrupt)
+	}
+	for k, v := range obj {
+		n, err := numbers(v)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+		obj[k] = n
+	}
+	return obj, nil
+}
+
+// numbers replaces, in place, the json.Numbers in a decoded value: an int
+// when the number is written without fraction or exponent and fits, else a
+// float64. Numbers beyond float64 are errors, as encoding/json makes them.
+func numbers(v any) (any, error) {
+	switch v := v.(type) {
+	case json.Number:
+		if !strings.ContainsAny(string(v), ".eE") {
+			if n, err := strconv.Atoi(string(v)); err == nil {
+				return n, nil
+			}
+		}
+		f, err := strconv.ParseFloat(string(v), 64)
+		if err != nil {
+			return nil, fmt.Errorf("number %s: %w", v, err)
+		}
+		return f, nil
+	case map[string]any:
+		for k, e := range v {
+			n, err := numbers(e)
+			if err != nil {
+				return nil, err
+			}
+			v[k] = n
+		}
+	case []any:
+		for i, e := range v {
+			n, err := numbers(e)
+			if err != nil {
+				return nil, err
+			}
+			v[i] = n
+		}
+	}
+	return v, nil
 }
 
 // GobCodec stores values with encoding/gob, as base64 inside a JSON object
@@ -310,42 +302,46 @@ func (e *jsonEncoder) string(s string) error {
 // and safe for concurrent use.
 type GobCodec struct{}
 
-type gobEnvelope struct {
-	Gob []byte `json:"gob"`
-}
+// gobMember is the sess member that holds the gob stream.
+const gobMember = "gob"
 
 // Encode implements Codec.
 func (GobCodec) Encode(values map[any]any) ([]byte, error) {
-	if _, ok := values[metaKey]; ok {
-		// JSONCodec refuses it too: the store keeps its own member there,
-		// and a value under that key would be dropped on load.
-		return nil, fmt.Errorf("pgstore: session key %q: %w: the name is reserved", metaKey, ErrEncode)
-	}
 	var buf bytes.Buffer
 	if err := gob.NewEncoder(&buf).Encode(values); err != nil {
-		return nil, fmt.Errorf("pgstore: gob encode session: %w: %w", ErrEncode, err)
+		return nil, fmt.Errorf("%w: gob: %w", ErrEncode, err)
 	}
 	out := make([]byte, 0, base64.StdEncoding.EncodedLen(buf.Len())+10)
-	out = append(out, `{"gob":"`...)
+	out = append(out, `{"`+gobMember+`":"`...)
 	out = base64.StdEncoding.AppendEncode(out, buf.Bytes())
 	out = append(out, `"}`...)
 	return out, nil
 }
 
-// Decode implements Codec.
+// Decode implements Codec. Members other than the gob stream (the store's
+// own) go into values as JSONCodec decodes them.
 func (GobCodec) Decode(data []byte, values map[any]any) error {
-	var env gobEnvelope
-	if err := json.Unmarshal(data, &env); err != nil {
-		return fmt.Errorf("pgstore: decode sess: %w", err)
+	obj, err := decodeObject(data)
+	if err != nil {
+		return err
 	}
-	if env.Gob == nil {
-		return errors.New(`pgstore: decode sess: no "gob" member: the row was not written with GobCodec`)
+	text, ok := obj[gobMember].(string)
+	if !ok {
+		return fmt.Errorf(`%w: no "gob" member: the row was not written with GobCodec`, ErrCorrupt)
+	}
+	stream, err := base64.StdEncoding.DecodeString(text)
+	if err != nil {
+		return fmt.Errorf("%w: gob member: %w", ErrCorrupt, err)
 	}
 	m := make(map[any]any)
-	if err := gob.NewDecoder(bytes.NewReader(env.Gob)).Decode(&m); err != nil {
-		return fmt.Errorf("pgstore: gob decode session: %w", err)
+	if err := gob.NewDecoder(bytes.NewReader(stream)).Decode(&m); err != nil {
+		return fmt.Errorf("%w: gob: %w", ErrCorrupt, err)
 	}
+	delete(obj, gobMember)
 	for k, v := range m {
+		values[k] = v
+	}
+	for k, v := range obj {
 		values[k] = v
 	}
 	return nil

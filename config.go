@@ -199,6 +199,7 @@ type settings struct {
 	skipCreateTable   bool
 	logger            *slog.Logger
 	codec             Codec
+	byteStable        bool // codec writes equal values as equal bytes: JSONCodec
 	timeZone          string
 	express           bool
 	keyPairs          [][]byte // KeyPairs, then RetiredKeys as pairs
@@ -261,6 +262,7 @@ func (c *Config) settings() (settings, error) {
 	if s.codec == nil {
 		s.codec = JSONCodec{}
 	}
+	_, s.byteStable = s.codec.(JSONCodec)
 	if s.timeZone == "" {
 		s.timeZone = DefaultTimeZone
 	}
@@ -292,7 +294,7 @@ func (c *Config) settings() (settings, error) {
 		if s.hashIDs {
 			return s, configError("HashIDs", "cannot be combined with ExpressSecrets: Node looks sessions up by their raw ID")
 		}
-		if _, ok := s.codec.(JSONCodec); !ok {
+		if !s.byteStable {
 			return s, configError("Codec", "must be JSONCodec with ExpressSecrets: Node reads sess as JSON values")
 		}
 		for i, secret := range c.ExpressSecrets {
@@ -327,7 +329,7 @@ func (c *Config) settings() (settings, error) {
 // checkMaxAge refuses a session MaxAge the store cannot represent.
 func checkMaxAge(maxAge int) error {
 	if int64(maxAge) > MaxMaxAge {
-		return fmt.Errorf("pgstore: %w: session Options.MaxAge is %d seconds, more than MaxMaxAge (%d, 100 years)", ErrConfig, maxAge, MaxMaxAge)
+		return fmt.Errorf("%w: session Options.MaxAge is %d seconds, more than MaxMaxAge (%d, 100 years)", ErrConfig, maxAge, MaxMaxAge)
 	}
 	return nil
 }
@@ -375,8 +377,8 @@ func checkIdent(field, name string) error {
 // ErrConfig is wrapped by every error New returns for an invalid Config, and
 // by the error Save and Regenerate return for session Options the store
 // cannot honour (a MaxAge above MaxMaxAge).
-var ErrConfig = errors.New("invalid config")
+var ErrConfig = errors.New("pgstore: invalid config")
 
 func configError(field, problem string) error {
-	return fmt.Errorf("pgstore: %w: Config.%s %s", ErrConfig, field, problem)
+	return fmt.Errorf("%w: Config.%s %s", ErrConfig, field, problem)
 }

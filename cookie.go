@@ -4,8 +4,14 @@ import (
 	"bytes"
 	"encoding/gob"
 	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"strings"
+	"time"
 
 	"github.com/gorilla/securecookie"
+	"github.com/gorilla/sessions"
 )
 
 // cookieFormat turns a session ID into a cookie value and back. Both
@@ -127,3 +133,70 @@ func legacyGobID(b []byte) (string, bool) {
 }
 
 func (f *secureCookieFormat) idBytes() int { return nativeIDBytes }
+
+// setCookie sends the session cookie. Its Max-Age runs to exp, which may be
+// sooner than Options.MaxAge when the absolute timeout caps it.
+func (st *Store) setCookie(r *http.Request, w http.ResponseWriter, s *sessions.Session, value string, now, exp time.Time) {
+	opts := *s.Options
+	if opts.MaxAge > 0 {
+		if left := int(math.Ceil(exp.Sub(now).Seconds())); left < opts.MaxAge {
+			opts.MaxAge = max(left, 1)
+		}
+	}
+	if opts.Secure {
+		st.warnInsecure(r)
+	}
+	http.SetCookie(w, sessions.NewCookie(s.Name(), value, &opts))
+}
+
+// warnInsecure logs, once per store, that a Secure cookie is being set in
+// answer to a plain-HTTP request for a host that is not loopback: browsers
+// drop such cookies without a word, so the user is never logged in.
+// Requests a TLS proxy forwarded with X-Forwarded-Proto: https are fine.
+func (st *Store) warnInsecure(r *http.Request) {
+	if st.cfg.logger == nil || r.TLS != nil || st.warnedInsecure.Load() || proxiedHTTPS(r) || isLoopback(r.Host) {
+		return
+	}
+	if st.warnedInsecure.CompareAndSwap(false, true) {
+		st.log.WarnContext(r.Context(), "pgstore: a Secure session cookie was set in answer to a plain-HTTP request; "+
+			"unless a TLS proxy is in front, browsers drop it and the session is lost. Serve HTTPS (a TLS proxy "+
+			"can say so with X-Forwarded-Proto), or set Options.Secure to false for development over HTTP",
+			"host", r.Host)
+	}
+}
+
+// proxiedHTTPS reports whether a proxy says the client's request came over
+// HTTPS: X-Forwarded-Proto (its first value), Forwarded's proto, or
+// X-Forwarded-Ssl.
+func proxiedHTTPS(r *http.Request) bool {
+	first := func(v string) string {
+		v, _, _ = strings.Cut(v, ",")
+		return strings.TrimSpace(v)
+	}
+	if strings.EqualFold(first(r.Header.Get("X-Forwarded-Proto")), "https") ||
+		strings.EqualFold(r.Header.Get("X-Forwarded-Ssl"), "on") {
+		return true
+	}
+	for _, pair := range strings.Split(first(r.Header.Get("Forwarded")), ";") {
+		k, v, _ := strings.Cut(strings.TrimSpace(pair), "=")
+		if strings.EqualFold(k, "proto") && strings.EqualFold(strings.Trim(v, `"`), "https") {
+			return true
+		}
+	}
+	return false
+}
+
+// isLoopback reports whether host (a Host header, with or without a port)
+// is localhost or a loopback address, where browsers accept Secure cookies
+// over plain HTTP.
+func isLoopback(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

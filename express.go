@@ -121,19 +121,16 @@ func appendExpressCookie(buf []byte, o *sessions.Options, expires time.Time) []b
 	buf = strconv.AppendBool(buf, o.Secure)
 	buf = append(buf, `,"httpOnly":`...)
 	buf = strconv.AppendBool(buf, o.HttpOnly)
-	if o.Domain != "" {
-		var e jsonEncoder
-		if e.string(o.Domain) == nil {
-			buf = append(buf, `,"domain":`...)
-			buf = append(buf, e.buf...)
-		}
+	if domain, err := jsonString(o.Domain); o.Domain != "" && err == nil {
+		buf = append(buf, `,"domain":`...)
+		buf = append(buf, domain...)
+	}
+	path, err := jsonString(o.Path)
+	if err != nil {
+		path = []byte(`"/"`)
 	}
 	buf = append(buf, `,"path":`...)
-	var e jsonEncoder
-	if e.string(o.Path) != nil {
-		e.buf = append(e.buf[:0], `"/"`...)
-	}
-	buf = append(buf, e.buf...)
+	buf = append(buf, path...)
 	switch o.SameSite {
 	case http.SameSiteLaxMode:
 		buf = append(buf, `,"sameSite":"lax"`...)
@@ -151,7 +148,7 @@ func parseExpressCookie(v any) (expressCookie, error) {
 	var c expressCookie
 	m, ok := v.(map[string]any)
 	if !ok {
-		return c, fmt.Errorf("pgstore: decode sess: the %q member is missing or not an object", cookieKey)
+		return c, fmt.Errorf("%w: the %q member is missing or not an object", ErrCorrupt, cookieKey)
 	}
 	switch ma := m["originalMaxAge"].(type) {
 	case int:
@@ -164,7 +161,7 @@ func parseExpressCookie(v any) (expressCookie, error) {
 	if s, ok := m["expires"].(string); ok {
 		t, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
-			return c, fmt.Errorf("pgstore: decode sess: cookie.expires: %w", err)
+			return c, fmt.Errorf("%w: cookie.expires: %w", ErrCorrupt, err)
 		}
 		c.expires = t
 	}
@@ -178,4 +175,12 @@ func (c expressCookie) maxAgeSeconds() int {
 		return 0
 	}
 	return int((*c.originalMaxAge + 999) / 1000)
+}
+
+// jsonString is s as a JSON string, or an error when s cannot be stored.
+func jsonString(s string) ([]byte, error) {
+	if err := checkString(s); err != nil {
+		return nil, err
+	}
+	return marshal(s)
 }

@@ -11,7 +11,7 @@ import "testing"
 var benchSess = []byte(`{"_pgstore":{"created":1764230400},"csrf":"0123456789abcdef0123456789abcdef","user":"user1@example.com","user_id":1001}`)
 
 func BenchmarkSessDecode(b *testing.B) {
-	st := &Store{cfg: settings{codec: JSONCodec{}, options: *DefaultOptions()}}
+	st := &Store{cfg: settings{codec: JSONCodec{}, options: *DefaultOptions()}, row: nativeRow{}}
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		values := make(map[any]any)

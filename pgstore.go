@@ -10,10 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"reflect"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,7 +52,8 @@ type Store struct {
 	db     *sql.DB
 	ownsDB bool
 	cfg    settings
-	format cookieFormat
+	format cookieFormat // the cookie: securecookie's or express-session's
+	row    rowFormat    // the store's own members in sess
 	log    *slog.Logger
 
 	// Seams for tests: the clock and the random source.
@@ -184,9 +183,9 @@ func newStore(ctx context.Context, db *sql.DB, cfg Config, h hooks) (*Store, err
 		st.rand = rand.Reader
 	}
 	if set.express {
-		st.format = newExpressFormat(cfg.ExpressSecrets)
+		st.format, st.row = newExpressFormat(cfg.ExpressSecrets), expressRow{}
 	} else {
-		st.format = newSecureCookieFormat(set.keyPairs)
+		st.format, st.row = newSecureCookieFormat(set.keyPairs), nativeRow{defaultMaxAge: set.options.MaxAge}
 	}
 
 	if err := st.setup(ctx); err != nil {
@@ -232,7 +231,7 @@ func (st *Store) setup(ctx context.Context) error {
 		// else (refused, unknown database or role, bad password) is about
 		// reaching the database.
 		if sqlState(err) == "22023" {
-			return fmt.Errorf("pgstore: %w: Config.TimeZone %q: %w", ErrConfig, st.cfg.timeZone, err)
+			return fmt.Errorf("%w: Config.TimeZone %q: %w", ErrConfig, st.cfg.timeZone, err)
 		}
 		return fmt.Errorf("pgstore: connect to database: %w", err)
 	}
@@ -358,17 +357,6 @@ func (st *Store) dbNow() time.Time {
 	return st.now().Add(time.Duration(st.dbOffset.Load()) * time.Microsecond)
 }
 
-// epoch turns t into the float seconds bound to to_timestamp.
-func epoch(t time.Time) float64 {
-	return float64(t.UnixMicro()) / 1e6
-}
-
-// epochMicros turns float seconds read from the table back into whole
-// microseconds, the precision of the expire column.
-func epochMicros(sec float64) int64 {
-	return int64(math.Round(sec * 1e6))
-}
-
 // Get returns the session called name for this request, from the request's
 // registry when it was already loaded. See New for what happens on errors.
 func (st *Store) Get(r *http.Request, name string) (*sessions.Session, error) {
@@ -410,7 +398,10 @@ func (st *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 		s.Values = make(map[any]any)
 		*s.Options = st.cfg.options
 		st.log.WarnContext(r.Context(), "pgstore: session row cannot be read", "session", logID(id), "err", err)
-		return s, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		if !errors.Is(err, ErrCorrupt) {
+			err = fmt.Errorf("%w: %w", ErrCorrupt, err) // from a codec of the caller's
+		}
+		return s, err
 	}
 	st.remember(r, s, l)
 	return s, nil
@@ -454,20 +445,6 @@ func (st *Store) load(ctx context.Context, id string) (*loaded, error) {
 	return l, nil
 }
 
-// alive reports whether a row whose expire is expire (epoch seconds) is
-// alive at now, the database's clock: expire >= now, compared in whole
-// microseconds, the column's precision, at which both values are exact.
-// 'infinity' never expires; '-infinity' always has.
-func alive(expire, now float64) bool {
-	switch {
-	case math.IsInf(expire, 1):
-		return true
-	case math.IsInf(expire, -1) || math.IsNaN(expire):
-		return false
-	}
-	return epochMicros(expire) >= epochMicros(now)
-}
-
 // sid is the key of id in the table.
 func (st *Store) sid(id string) string {
 	if st.cfg.hashIDs {
@@ -481,8 +458,7 @@ func (st *Store) apply(s *sessions.Session, l *loaded) error {
 	if err := st.decode(l.raw, s.Values, &l.meta); err != nil {
 		return err
 	}
-	if st.cfg.absoluteTimeout > 0 && l.meta.created > 0 &&
-		l.dbNow.Sub(time.Unix(l.meta.created, 0)) >= st.cfg.absoluteTimeout {
+	if st.pastAbsoluteTimeout(l.meta.created, l.dbNow) {
 		for k := range s.Values {
 			delete(s.Values, k)
 		}
@@ -497,61 +473,6 @@ func (st *Store) apply(s *sessions.Session, l *loaded) error {
 	s.ID = l.id
 	s.IsNew = false
 	return nil
-}
-
-// requestState holds, per request, what was loaded for each session. It
-// lives in the request's context, as gorilla's own registry does, and dies
-// with the request. Most requests load one session, which needs no map.
-type requestState struct {
-	first  *sessions.Session
-	loaded *loaded
-	more   map[*sessions.Session]*loaded // the second session on
-}
-
-type stateKey struct{}
-
-func (st *Store) remember(r *http.Request, s *sessions.Session, l *loaded) {
-	if s.IsNew {
-		return
-	}
-	rs, _ := r.Context().Value(stateKey{}).(*requestState)
-	switch {
-	case rs == nil:
-		*r = *r.WithContext(context.WithValue(r.Context(), stateKey{}, &requestState{first: s, loaded: l}))
-	case rs.first == s:
-		rs.loaded = l
-	default:
-		if rs.more == nil {
-			rs.more = make(map[*sessions.Session]*loaded, 1)
-		}
-		rs.more[s] = l
-	}
-}
-
-func recall(r *http.Request, s *sessions.Session) *loaded {
-	rs, _ := r.Context().Value(stateKey{}).(*requestState)
-	if rs == nil {
-		return nil
-	}
-	l := rs.more[s]
-	if rs.first == s {
-		l = rs.loaded
-	}
-	if l != nil && l.id == s.ID {
-		return l
-	}
-	return nil
-}
-
-func forget(r *http.Request, s *sessions.Session) {
-	rs, _ := r.Context().Value(stateKey{}).(*requestState)
-	switch {
-	case rs == nil:
-	case rs.first == s:
-		rs.loaded = nil // the slot stays s's: each session has one place
-	default:
-		delete(rs.more, s)
-	}
 }
 
 // Save writes the session and sets its cookie, doing as little as it can:
@@ -579,35 +500,45 @@ func (st *Store) Save(r *http.Request, w http.ResponseWriter, s *sessions.Sessio
 	if err := st.writable(s); err != nil {
 		return err
 	}
-	ctx := r.Context()
-	if s.Options.MaxAge < 0 {
+	switch {
+	case s.Options.MaxAge < 0:
 		return st.destroy(r, w, s)
+	case s.IsNew || s.ID == "":
+		if len(s.Values) == 0 {
+			return nil
+		}
+		return st.create(r, w, s, "insert", st.insertRow)
 	}
-	if s.IsNew || s.ID == "" {
-		return st.insert(r, w, s)
-	}
-	l := recall(r, s)
-	if l == nil {
-		// Save without the Get that loaded s in this request (another
-		// request value, or a session built by hand): read the row first.
-		var err error
-		if l, err = st.load(ctx, s.ID); err != nil {
-			return err
-		}
-		if l == nil {
-			return ErrSessionNotFound
-		}
-		var values = make(map[any]any)
-		if err := st.decode(l.raw, values, &l.meta); err != nil {
-			return err
-		}
-		if c, err := r.Cookie(s.Name()); err == nil {
-			_, current, ok := st.format.decode(s.Name(), c.Value)
-			l.oldKey = ok && !current
-		}
-		st.remember(r, s, l)
+	l, err := st.loadedFor(r, s)
+	if err != nil {
+		return err
 	}
 	return st.update(r, w, s, l)
+}
+
+// loadedFor returns what this request loaded for s, reading the row again
+// for a session saved without the Get that loaded it (another request
+// value, or a session built by hand).
+func (st *Store) loadedFor(r *http.Request, s *sessions.Session) (*loaded, error) {
+	if l := recall(r, s); l != nil {
+		return l, nil
+	}
+	l, err := st.load(r.Context(), s.ID)
+	if err != nil {
+		return nil, err
+	}
+	if l == nil {
+		return nil, ErrSessionNotFound
+	}
+	if err := st.decode(l.raw, make(map[any]any), &l.meta); err != nil {
+		return nil, err
+	}
+	if c, err := r.Cookie(s.Name()); err == nil {
+		_, current, ok := st.format.decode(s.Name(), c.Value)
+		l.oldKey = ok && !current
+	}
+	st.remember(r, s, l)
+	return l, nil
 }
 
 // writable readies s for Save or Regenerate: the store must be open, s
@@ -634,42 +565,10 @@ func checkName(s *sessions.Session, op string) error {
 	return nil
 }
 
-// ttl is how long the row of a session with options o lives after a write.
-func (st *Store) ttl(o *sessions.Options) time.Duration {
-	if o.MaxAge > 0 {
-		return time.Duration(o.MaxAge) * time.Second
-	}
-	return st.cfg.browserSessionTTL
-}
-
-// touchWindow is how far the stored expiry of a session with options o may
-// lag before an unchanged Save moves it: Config.TouchInterval, but never
-// more than half the session's lifetime, so that a session in use is always
-// touched before it expires, whatever its own MaxAge.
-func (st *Store) touchWindow(o *sessions.Options) time.Duration {
-	return min(st.cfg.touchInterval, st.ttl(o)/2)
-}
-
-// expiry returns when a session written now expires, capped by the absolute
-// timeout.
-func (st *Store) expiry(now time.Time, o *sessions.Options, created int64) time.Time {
-	exp := now.Add(st.ttl(o))
-	if st.cfg.absoluteTimeout > 0 {
-		if limit := time.Unix(created, 0).Add(st.cfg.absoluteTimeout); limit.Before(exp) {
-			exp = limit
-		}
-	}
-	return exp.Truncate(time.Millisecond)
-}
-
-func (st *Store) insert(r *http.Request, w http.ResponseWriter, s *sessions.Session) error {
-	if len(s.Values) == 0 {
-		return nil
-	}
-	return st.create(r, w, s, "insert", func(ctx context.Context, sid, sess string, exp float64) error {
-		_, err := st.stmts.insert.ExecContext(ctx, sid, sess, exp)
-		return err
-	})
+// insertRow is create's statement for a new session.
+func (st *Store) insertRow(ctx context.Context, sid, sess string, exp float64) error {
+	_, err := st.stmts.insert.ExecContext(ctx, sid, sess, exp)
+	return err
 }
 
 // create stores s as a new session under a fresh ID: write runs the
@@ -683,7 +582,7 @@ func (st *Store) create(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 	}
 	now := st.dbNow()
 	m := meta{created: now.Unix()}
-	st.setMaxAge(&m, s.Options)
+	st.row.setMaxAge(&m, s.Options)
 	exp := st.expiry(now, s.Options, m.created)
 	sess, err := st.encode(s, m, exp)
 	if err != nil {
@@ -717,7 +616,7 @@ func (st *Store) update(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 	if m.created == 0 {
 		m.created = now.Unix() // a row from another writer: the clock starts now
 	}
-	st.setMaxAge(&m, s.Options)
+	st.row.setMaxAge(&m, s.Options)
 	exp := st.expiry(now, s.Options, m.created)
 	// Touch when the stored expiry lags by the touch window or more, or
 	// when the session's lifetime changed (remember me switched on or
@@ -790,7 +689,7 @@ func (st *Store) update(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 // so for GobCodec equal values can encode differently. JSONCodec's output is
 // deterministic, and the byte comparison alone decides.
 func (st *Store) sameValues(raw []byte, values map[any]any) bool {
-	if _, ok := st.cfg.codec.(JSONCodec); ok {
+	if st.cfg.byteStable {
 		return false
 	}
 	old := make(map[any]any, len(values))
@@ -827,73 +726,6 @@ func (st *Store) destroy(r *http.Request, w http.ResponseWriter, s *sessions.Ses
 		return fmt.Errorf("pgstore: delete session: %w", err)
 	}
 	return nil
-}
-
-// setCookie sends the session cookie. Its Max-Age runs to exp, which may be
-// sooner than Options.MaxAge when the absolute timeout caps it.
-func (st *Store) setCookie(r *http.Request, w http.ResponseWriter, s *sessions.Session, value string, now, exp time.Time) {
-	opts := *s.Options
-	if opts.MaxAge > 0 {
-		if left := int(math.Ceil(exp.Sub(now).Seconds())); left < opts.MaxAge {
-			opts.MaxAge = max(left, 1)
-		}
-	}
-	if opts.Secure {
-		st.warnInsecure(r)
-	}
-	http.SetCookie(w, sessions.NewCookie(s.Name(), value, &opts))
-}
-
-// warnInsecure logs, once per store, that a Secure cookie is being set in
-// answer to a plain-HTTP request for a host that is not loopback: browsers
-// drop such cookies without a word, so the user is never logged in.
-// Requests a TLS proxy forwarded with X-Forwarded-Proto: https are fine.
-func (st *Store) warnInsecure(r *http.Request) {
-	if st.cfg.logger == nil || r.TLS != nil || st.warnedInsecure.Load() || proxiedHTTPS(r) || isLoopback(r.Host) {
-		return
-	}
-	if st.warnedInsecure.CompareAndSwap(false, true) {
-		st.log.WarnContext(r.Context(), "pgstore: a Secure session cookie was set in answer to a plain-HTTP request; "+
-			"unless a TLS proxy is in front, browsers drop it and the session is lost. Serve HTTPS (a TLS proxy "+
-			"can say so with X-Forwarded-Proto), or set Options.Secure to false for development over HTTP",
-			"host", r.Host)
-	}
-}
-
-// proxiedHTTPS reports whether a proxy says the client's request came over
-// HTTPS: X-Forwarded-Proto (its first value), Forwarded's proto, or
-// X-Forwarded-Ssl.
-func proxiedHTTPS(r *http.Request) bool {
-	first := func(v string) string {
-		v, _, _ = strings.Cut(v, ",")
-		return strings.TrimSpace(v)
-	}
-	if strings.EqualFold(first(r.Header.Get("X-Forwarded-Proto")), "https") ||
-		strings.EqualFold(r.Header.Get("X-Forwarded-Ssl"), "on") {
-		return true
-	}
-	for _, pair := range strings.Split(first(r.Header.Get("Forwarded")), ";") {
-		k, v, _ := strings.Cut(strings.TrimSpace(pair), "=")
-		if strings.EqualFold(k, "proto") && strings.EqualFold(strings.Trim(v, `"`), "https") {
-			return true
-		}
-	}
-	return false
-}
-
-// isLoopback reports whether host (a Host header, with or without a port)
-// is localhost or a loopback address, where browsers accept Secure cookies
-// over plain HTTP.
-func isLoopback(host string) bool {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
-	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // discardHandler is a slog.Handler that drops everything: a nil

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -403,6 +404,38 @@ func TestSaveWithOtherRequest(t *testing.T) {
 	})
 }
 
+// Every error names the package once, at its start, whatever it wraps:
+// ErrConfig, ErrEncode and ErrCorrupt (from either codec) included.
+func TestErrorsSayPgstoreOnce(t *testing.T) {
+	db := sharedDB(t, "postgres")
+	check := func(what string, err error, target error) {
+		t.Helper()
+		if err == nil || !errors.Is(err, target) || !strings.HasPrefix(err.Error(), "pgstore: ") ||
+			strings.Count(err.Error(), "pgstore:") != 1 {
+			t.Errorf("%s: %v, want %v saying pgstore: once", what, err, target)
+		}
+	}
+	_, err := pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{[]byte("short")}})
+	check("New with a short key", err, pgstore.ErrConfig)
+	for codec, corrupt := range map[pgstore.Codec]string{pgstore.JSONCodec{}: `[1]`, pgstore.GobCodec{}: `{"gob":"!"}`} {
+		st := newTestStore(t, db, pgstore.Config{Codec: codec})
+		r := request()
+		s, _ := st.Get(r, cookieName)
+		s.Values["ch"] = make(chan int)
+		check(fmt.Sprintf("%T: Save of a channel", codec), s.Save(r, httptest.NewRecorder()), pgstore.ErrEncode)
+		s.Options.MaxAge = int(pgstore.MaxMaxAge) + 1
+		s.Values = map[any]any{"user": "alice"}
+		check(fmt.Sprintf("%T: Save with a MaxAge past MaxMaxAge", codec), s.Save(r, httptest.NewRecorder()), pgstore.ErrConfig)
+
+		c := login(t, st, map[any]any{"user": "alice"})
+		if _, err := db.Exec(`UPDATE `+qualified(st.SchemaName(), "user_sessions")+` SET sess = $1`, corrupt); err != nil {
+			t.Fatal(err)
+		}
+		_, err := st.Get(request(c), cookieName)
+		check(fmt.Sprintf("%T: Get of a corrupt row", codec), err, pgstore.ErrCorrupt)
+	}
+}
+
 // A corrupt or non-object sess gives an error and a new session,
 // never a panic, and the row is left alone.
 func TestCorruptRow(t *testing.T) {
@@ -423,8 +456,9 @@ func TestCorruptRow(t *testing.T) {
 				}
 				continue
 			}
-			if err == nil || !strings.HasPrefix(err.Error(), "pgstore: ") || !errors.Is(err, pgstore.ErrCorrupt) {
-				t.Errorf("sess %s: err %v", bad, err)
+			if err == nil || !strings.HasPrefix(err.Error(), "pgstore: ") || strings.Count(err.Error(), "pgstore:") != 1 ||
+				!errors.Is(err, pgstore.ErrCorrupt) {
+				t.Errorf("sess %s: err %v, want ErrCorrupt saying pgstore: once", bad, err)
 			}
 			if s == nil || !s.IsNew || len(s.Values) != 0 {
 				t.Fatalf("sess %s: session %+v", bad, s)

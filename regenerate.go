@@ -33,10 +33,7 @@ func (st *Store) Regenerate(r *http.Request, w http.ResponseWriter, s *sessions.
 		return st.destroy(r, w, s)
 	}
 	if s.ID == "" {
-		return st.create(r, w, s, "regenerate", func(ctx context.Context, sid, sess string, exp float64) error {
-			_, err := st.stmts.insert.ExecContext(ctx, sid, sess, exp)
-			return err
-		})
+		return st.create(r, w, s, "regenerate", st.insertRow)
 	}
 	oldSID, oldID := st.sid(s.ID), s.ID
 	tries := 0

@@ -58,7 +58,7 @@ func (st *Store) revoke(ctx context.Context, key string, value any, keepSID stri
 		return 0, errClosed
 	}
 	if key == "" || strings.ContainsRune(key, 0) {
-		return 0, fmt.Errorf("pgstore: revoke: %w: key %q is empty or holds a NUL", ErrEncode, key)
+		return 0, fmt.Errorf("%w: revoke: key %q is empty or holds a NUL", ErrEncode, key)
 	}
 	text, err := revokeText(value)
 	if err != nil {
@@ -123,11 +123,12 @@ func revokeText(value any) (string, error) {
 		return v.String(), nil
 	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
-		var e jsonEncoder
-		if err := e.value(v, 0); err != nil {
-			return "", err
+		jv, err := jsonValue(v, 0)
+		if err != nil {
+			return "", fmt.Errorf("%w: %w", ErrEncode, err)
 		}
-		return string(e.buf), nil
+		b, err := marshal(jv)
+		return string(b), err
 	default:
 		return "", fmt.Errorf("%w: revoke compares strings, bools and numbers, not %T", ErrEncode, value)
 	}
