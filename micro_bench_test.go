@@ -1,6 +1,11 @@
 package pgstore
 
-import "testing"
+import (
+	"testing"
+	"time"
+
+	"github.com/gorilla/sessions"
+)
 
 // The store's own work on the Get path, without the database: what is
 // left of a Get once the query is taken away.
@@ -33,6 +38,19 @@ func BenchmarkCookieVerify(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		if got, _, ok := f.decode("session", v); !ok || got != id {
 			b.Fatalf("decode: %q, %v", got, ok)
+		}
+	}
+}
+
+func BenchmarkSessEncode(b *testing.B) {
+	st := &Store{cfg: settings{codec: JSONCodec{}, options: *DefaultOptions()}, row: nativeRow{}}
+	s := sessions.NewSession(st, "session")
+	s.Options = DefaultOptions()
+	s.Values = map[any]any{"csrf": "0123456789abcdef0123456789abcdef", "user": "user1@example.com", "user_id": 1001}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := st.encode(s, meta{created: 1764230400}, time.Time{}); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -123,7 +123,7 @@ func revokeText(value any) (string, error) {
 		return v.String(), nil
 	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
-		jv, err := jsonValue(v, 0)
+		jv, err := jsonValue(value, 0)
 		if err != nil {
 			return "", fmt.Errorf("%w: %w", ErrEncode, err)
 		}
