@@ -7,10 +7,10 @@ import (
 	"github.com/gorilla/sessions"
 )
 
-// The store's own work on the Get path, without the database: what is
-// left of a Get once the query is taken away.
+// The store's own work on the Get and Save paths, without the database:
+// what is left of a request once the queries are taken away.
 //
-//	go test -run '^$' -bench 'SessDecode|CookieVerify' -benchmem .
+//	go test -run '^$' -bench 'Sess|CookieVerify' -benchmem .
 
 // benchSess is a sess column as BenchmarkStore's sessions store it.
 var benchSess = []byte(`{"_pgstore":{"created":1764230400},"csrf":"0123456789abcdef0123456789abcdef","user":"user1@example.com","user_id":1001}`)
