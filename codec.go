@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -33,12 +34,15 @@ type Codec interface {
 }
 
 // maxDepth bounds the nesting of containers (maps, slices, arrays) inside a
-// session value when encoding. Deeper values are almost certainly cycles.
-const maxDepth = 100
+// session value. With the sess object around them that is encoding/json's
+// own limit of 10,000 levels, so the store writes exactly what it reads.
+// Deeper Go values are almost certainly cycles.
+const maxDepth = 9999
 
 // ErrEncode is wrapped by the errors Save returns when a value cannot be
 // stored: a non-string key, a reserved key, an unsupported type, NaN,
-// invalid UTF-8 or a NUL character. Nothing is written when it is returned.
+// invalid UTF-8, or nesting past 9,999 levels. Nothing is written when it is
+// returned.
 var ErrEncode = errors.New("pgstore: value cannot be stored")
 
 // JSONCodec stores values as a JSON object, one member per key, so that other
@@ -59,10 +63,14 @@ var ErrEncode = errors.New("pgstore: value cannot be stored")
 //	                           comes back as its RFC 3339 string)
 //	[]byte                  -> its base64 string
 //
-// Strings must be valid UTF-8 without NUL characters, because PostgreSQL's
-// JSON operators reject \u0000. Values that JSON cannot represent (channels,
-// functions, complex numbers, NaN, infinities, cycles) make Encode fail with
-// an error naming the key.
+// Strings must be valid UTF-8; NUL characters are stored as \u0000.
+// Values that JSON cannot represent (channels, functions, complex numbers,
+// NaN, infinities, cycles) make Encode fail with an error naming the key.
+//
+// The store writes back the original JSON text of every value the
+// application did not change, so that what another writer (Node) stored
+// survives a Go save byte for byte: lone surrogates, -0, integers beyond
+// 2^53 and the like.
 type JSONCodec struct{}
 
 // Encode implements Codec.
@@ -82,7 +90,11 @@ func (JSONCodec) Encode(values map[any]any) ([]byte, error) {
 		}
 		obj[ks] = jv
 	}
-	return marshal(obj) // encoding/json writes map members sorted by key
+	b, err := marshal(obj) // encoding/json writes map members sorted by key
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrEncode, err)
+	}
+	return b, nil
 }
 
 // Decode implements Codec.
@@ -156,7 +168,7 @@ func jsonValue(x any, depth int) (any, error) {
 			for i := range arr {
 				e, err := jsonValue(v.Index(i).Interface(), depth+1)
 				if err != nil {
-					return nil, fmt.Errorf("at index %d: %w", i, err)
+					return nil, at(err, strconv.Itoa(i))
 				}
 				arr[i] = e
 			}
@@ -169,17 +181,46 @@ func jsonValue(x any, depth int) (any, error) {
 		for it := v.MapRange(); it.Next(); {
 			k := it.Key().String()
 			if err := checkString(k); err != nil {
-				return nil, fmt.Errorf("at key %q: %w", k, err)
+				return nil, at(err, strconv.Quote(k))
 			}
 			e, err := jsonValue(it.Value().Interface(), depth+1)
 			if err != nil {
-				return nil, fmt.Errorf("at key %q: %w", k, err)
+				return nil, at(err, strconv.Quote(k))
 			}
 			obj[k] = e
 		}
 		return obj, nil
 	}
 	return nil, fmt.Errorf("type %s has no JSON form", t)
+}
+
+// valueError says where inside a value encoding failed. Its path is
+// built while the recursion unwinds, innermost step first, and formatted
+// once: a cycle fails thousands of levels down.
+type valueError struct {
+	path []string
+	err  error
+}
+
+func (e *valueError) Error() string {
+	steps := slices.Clone(e.path)
+	slices.Reverse(steps)
+	if len(steps) > 6 {
+		steps = append(steps[:3:3], fmt.Sprintf("…%d levels…", len(steps)-5), steps[len(steps)-2], steps[len(steps)-1])
+	}
+	return "at [" + strings.Join(steps, "][") + "]: " + e.err.Error()
+}
+
+func (e *valueError) Unwrap() error { return e.err }
+
+// at records that err happened at step (an index or a quoted key).
+func at(err error, step string) error {
+	ve, ok := err.(*valueError)
+	if !ok {
+		ve = &valueError{err: err}
+	}
+	ve.path = append(ve.path, step)
+	return ve
 }
 
 // jsonFloat writes f as encoding/json would, but with a fraction when it
@@ -199,15 +240,10 @@ func jsonFloat(f float64, bits int) (any, error) {
 	return json.Number(s), nil
 }
 
-// checkString refuses what a stored string cannot hold: invalid UTF-8,
-// which encoding/json would replace, and NUL, which PostgreSQL's JSON
-// operators reject.
+// checkString refuses invalid UTF-8, which encoding/json would replace.
 func checkString(s string) error {
 	if !utf8.ValidString(s) {
 		return errors.New("string is not valid UTF-8")
-	}
-	if strings.IndexByte(s, 0) >= 0 {
-		return errors.New("string contains a NUL character")
 	}
 	return nil
 }
@@ -218,22 +254,15 @@ func marshal(v any) ([]byte, error) {
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrEncode, err)
+		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
 }
 
 // marshalRaw encodes a value with a JSON form of its own (time.Time,
-// structs, []byte) and checks the result for NUL characters.
+// structs, []byte).
 func marshalRaw(v any) (json.RawMessage, error) {
-	b, err := marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	if bytes.Contains(b, []byte(`\u0000`)) {
-		return nil, errors.New("contains a NUL character")
-	}
-	return b, nil
+	return marshal(v)
 }
 
 // decodeObject decodes a JSON object with encoding/json, integral numbers
@@ -258,6 +287,17 @@ func decodeObject(data []byte) (map[string]any, error) {
 		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	return obj, nil
+}
+
+// decodeValue decodes one JSON value as decodeObject decodes members.
+func decodeValue(data []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	return numbers(v)
 }
 
 // numbers replaces, in place, the json.Numbers in a decoded value: an int

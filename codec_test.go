@@ -43,6 +43,9 @@ func TestJSONRoundTripTypes(t *testing.T) {
 		{"map", map[string]any{"a": 1, "b": "x"}, map[string]any{"a": 1, "b": "x"}},
 		{"nested", map[string]any{"l": []any{1, 2.5, map[string]int{"z": 3}}}, map[string]any{"l": []any{1, 2.5, map[string]any{"z": 3}}}},
 		{"nil", nil, nil},
+		{"NUL", "a\x00b", "a\x00b"},
+		{"nested NUL", map[string]any{"x": []string{"ok", "a\x00"}}, map[string]any{"x": []any{"ok", "a\x00"}}},
+		{"9,999 levels", nested(9999), nested(9999)},
 		{"nil slice", []string(nil), nil},
 		{"time.Time", when, when.Format(time.RFC3339Nano)},
 		{"struct", profile{"ann", 30}, map[string]any{"name": "ann", "age": 30}},
@@ -98,8 +101,7 @@ func TestUnencodableValues(t *testing.T) {
 		{"complex", complex(1, 2), `"complex"`},
 		{"cycle", cyclic, `"cycle"`},
 		{"bad utf8", "a\xffb", `"bad utf8"`},
-		{"nul", "a\x00b", `"nul"`},
-		{"nested nul", map[string]any{"x": []string{"ok", "a\x00"}}, `"nested nul"`},
+		{"too deep", nested(10000), `"too deep"`},
 		{"_pgstore", 1, "reserved"},
 		{"bad key map", map[int]string{1: "a"}, `"bad key map"`},
 	}
@@ -207,4 +209,13 @@ func TestJSONCodecIsDeterministic(t *testing.T) {
 			t.Fatalf("encoding changed: %s vs %s", again, first)
 		}
 	}
+}
+
+// nested is a value of n nested []any, the innermost holding "x".
+func nested(n int) any {
+	var v any = "x"
+	for range n {
+		v = []any{v}
+	}
+	return v
 }

@@ -49,7 +49,7 @@ func BenchmarkSessEncode(b *testing.B) {
 	s.Values = map[any]any{"csrf": "0123456789abcdef0123456789abcdef", "user": "user1@example.com", "user_id": 1001}
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		if _, err := st.encode(s, meta{created: 1764230400}, time.Time{}); err != nil {
+		if _, err := st.encode(s, meta{created: 1764230400}, time.Time{}, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -2,7 +2,10 @@ package pgstore
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"reflect"
+	"slices"
 	"strconv"
 	"time"
 
@@ -124,8 +127,11 @@ func takeMeta(values map[any]any, m *meta) {
 }
 
 // encode builds the sess column for s: the store's members, then the
-// codec's.
-func (st *Store) encode(s *sessions.Session, m meta, cookieExpires time.Time) ([]byte, error) {
+// codec's. old is the row's sess as loaded, nil for a new row: every value
+// the application did not change keeps its JSON text from there, and a
+// session already larger than Config.MaxLength may be written back as long
+// as it does not grow.
+func (st *Store) encode(s *sessions.Session, m meta, cookieExpires time.Time, old []byte) ([]byte, error) {
 	for _, k := range st.row.reserved() {
 		if _, ok := s.Values[k]; ok {
 			return nil, fmt.Errorf("%w: session key %q: the name is reserved for the store's own data", ErrEncode, k)
@@ -139,6 +145,10 @@ func (st *Store) encode(s *sessions.Session, m meta, cookieExpires time.Time) ([
 	if len(values) < 2 || values[0] != '{' || values[len(values)-1] != '}' {
 		return nil, fmt.Errorf("%w: the codec did not produce a JSON object", ErrEncode)
 	}
+	unchanged := false
+	if old != nil && st.cfg.byteStable {
+		values, unchanged = keepUntouched(values, old, s.Values)
+	}
 	buf := make([]byte, 0, len(values)+200)
 	buf = st.row.appendMembers(append(buf, '{'), m, s.Options, cookieExpires)
 	if inner := bytes.TrimSpace(values[1 : len(values)-1]); len(inner) > 0 {
@@ -147,10 +157,68 @@ func (st *Store) encode(s *sessions.Session, m meta, cookieExpires time.Time) ([
 		buf = buf[:len(buf)-1] // the comma after the store's members
 	}
 	buf = append(buf, '}')
-	if st.cfg.maxLength > 0 && len(buf) > st.cfg.maxLength {
+	if st.cfg.maxLength > 0 && len(buf) > st.cfg.maxLength && !unchanged && len(values) > len(old) {
 		return nil, fmt.Errorf("%w: %d bytes encoded, Config.MaxLength is %d", ErrTooLarge, len(buf), st.cfg.maxLength)
 	}
 	return buf, nil
+}
+
+// keepUntouched returns the JSON object encoded, with each member whose
+// value is unchanged from the object old holding that member's text from
+// old instead: a value the application did not change is written back
+// exactly as it was read, whatever writer wrote it and however the codec
+// would write it now. values are the session's values, which encoded
+// holds. unchanged reports whether every value is as old held it.
+func keepUntouched(encoded, old []byte, values map[any]any) (_ []byte, unchanged bool) {
+	var was map[string]json.RawMessage
+	if json.Unmarshal(old, &was) != nil {
+		return encoded, false
+	}
+	var now map[string]json.RawMessage
+	if json.Unmarshal(encoded, &now) != nil {
+		return encoded, false
+	}
+	kept, same := false, true
+	for k, text := range now {
+		prev, ok := was[k]
+		switch {
+		case !ok:
+			same = false
+		case bytes.Equal(prev, text):
+		default:
+			if v, err := decodeValue(prev); err == nil && reflect.DeepEqual(v, values[k]) {
+				now[k] = prev
+				kept = true
+			} else {
+				same = false
+			}
+		}
+	}
+	for k := range was {
+		if _, ok := now[k]; !ok && k != metaKey && k != cookieKey {
+			same = false // a value was deleted
+		}
+	}
+	if !kept {
+		return encoded, same
+	}
+	keys := make([]string, 0, len(now))
+	for k := range now {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	buf := make([]byte, 0, len(encoded)+len(old))
+	buf = append(buf, '{')
+	for i, k := range keys {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		name, _ := marshal(k)
+		buf = append(buf, name...)
+		buf = append(buf, ':')
+		buf = append(buf, now[k]...)
+	}
+	return append(buf, '}'), same
 }
 
 // decode fills values and m from a sess column written by this store, by

@@ -122,7 +122,11 @@ func (st *Store) create(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 	m := meta{created: now.Unix()}
 	st.row.setMaxAge(&m, s.Options)
 	exp := st.expiry(now, s.Options, m.created)
-	sess, err := st.encode(s, m, exp)
+	var old []byte // Regenerate moves a loaded session: its values keep their text
+	if l := recall(r, s); l != nil {
+		old = l.raw
+	}
+	sess, err := st.encode(s, m, exp, old)
 	if err != nil {
 		return err
 	}
@@ -169,7 +173,7 @@ func (st *Store) update(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 	if touch || cookieExpiry.IsZero() {
 		cookieExpiry = exp
 	}
-	sess, err := st.encode(s, m, cookieExpiry)
+	sess, err := st.encode(s, m, cookieExpiry, l.raw)
 	if err != nil {
 		return err
 	}
