@@ -280,19 +280,28 @@ func (w *portWriter) Write(p []byte) (int, error) {
 // cookie the app set, if any.
 func (a *expressApp) do(t *testing.T, method, path, cookie string) (int, []byte, *http.Cookie) {
 	t.Helper()
-	req, err := http.NewRequest(method, a.base+path, nil)
+	return a.doBody(t, method, path, cookie, nil)
+}
+
+// doBody is do with a request body.
+func (a *expressApp) doBody(t *testing.T, method, path, cookie string, body io.Reader) (int, []byte, *http.Cookie) {
+	t.Helper()
+	req, err := http.NewRequest(method, a.base+path, body)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cookie != "" {
 		req.Header.Set("Cookie", expressCookieName+"="+cookie)
 	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := a.client.Do(req)
 	if err != nil {
 		t.Fatalf("node %s %s: %v\nstderr:\n%s", method, path, err, a.stderr)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	answer, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatalf("node %s %s: read body: %v", method, path, err)
 	}
@@ -302,7 +311,7 @@ func (a *expressApp) do(t *testing.T, method, path, cookie string) (int, []byte,
 			set = c
 		}
 	}
-	return resp.StatusCode, body, set
+	return resp.StatusCode, answer, set
 }
 
 // call is do for requests that must succeed; it decodes the JSON answer
@@ -350,6 +359,16 @@ func (a *expressApp) set(t *testing.T, cookie, key, value string) {
 	t.Helper()
 	q := url.Values{"key": {key}, "value": {value}}
 	a.call(t, http.MethodPost, "/set?"+q.Encode(), cookie, nil)
+}
+
+// setJSON sets key to the JSON value text on Node, through the request
+// body (for values a query string cannot carry).
+func (a *expressApp) setJSON(t *testing.T, cookie, key, value string) {
+	t.Helper()
+	status, body, _ := a.doBody(t, http.MethodPost, "/setjson?key="+url.QueryEscape(key), cookie, strings.NewReader(value))
+	if status != http.StatusOK {
+		t.Fatalf("node setjson %s: status %d: %s\nstderr:\n%s", key, status, body, a.stderr)
+	}
 }
 
 func (a *expressApp) incr(t *testing.T, cookie string) int {

@@ -145,9 +145,9 @@ func (st *Store) encode(s *sessions.Session, m meta, cookieExpires time.Time, ol
 	if len(values) < 2 || values[0] != '{' || values[len(values)-1] != '}' {
 		return nil, fmt.Errorf("%w: the codec did not produce a JSON object", ErrEncode)
 	}
-	unchanged := false
+	unchanged, oldSize := false, len(old)
 	if old != nil && st.cfg.byteStable {
-		values, unchanged = keepUntouched(values, old, s.Values)
+		values, unchanged, oldSize = keepUntouched(values, old, s.Values)
 	}
 	buf := make([]byte, 0, len(values)+200)
 	buf = st.row.appendMembers(append(buf, '{'), m, s.Options, cookieExpires)
@@ -157,7 +157,7 @@ func (st *Store) encode(s *sessions.Session, m meta, cookieExpires time.Time, ol
 		buf = buf[:len(buf)-1] // the comma after the store's members
 	}
 	buf = append(buf, '}')
-	if st.cfg.maxLength > 0 && len(buf) > st.cfg.maxLength && !unchanged && len(values) > len(old) {
+	if st.cfg.maxLength > 0 && len(buf) > st.cfg.maxLength && !unchanged && len(values) > oldSize {
 		return nil, fmt.Errorf("%w: %d bytes encoded, Config.MaxLength is %d", ErrTooLarge, len(buf), st.cfg.maxLength)
 	}
 	return buf, nil
@@ -168,15 +168,22 @@ func (st *Store) encode(s *sessions.Session, m meta, cookieExpires time.Time, ol
 // old instead: a value the application did not change is written back
 // exactly as it was read, whatever writer wrote it and however the codec
 // would write it now. values are the session's values, which encoded
-// holds. unchanged reports whether every value is as old held it.
-func keepUntouched(encoded, old []byte, values map[any]any) (_ []byte, unchanged bool) {
+// holds. unchanged reports whether every value is as old held it, oldSize
+// how many bytes old's values took, the store's own members left out.
+func keepUntouched(encoded, old []byte, values map[any]any) (_ []byte, unchanged bool, oldSize int) {
 	var was map[string]json.RawMessage
 	if json.Unmarshal(old, &was) != nil {
-		return encoded, false
+		return encoded, false, len(old)
 	}
 	var now map[string]json.RawMessage
 	if json.Unmarshal(encoded, &now) != nil {
-		return encoded, false
+		return encoded, false, len(old)
+	}
+	oldSize = 2 // {}
+	for k, v := range was {
+		if k != metaKey && k != cookieKey {
+			oldSize += len(k) + len(v) + 4 // "":,
+		}
 	}
 	kept, same := false, true
 	for k, text := range now {
@@ -200,7 +207,7 @@ func keepUntouched(encoded, old []byte, values map[any]any) (_ []byte, unchanged
 		}
 	}
 	if !kept {
-		return encoded, same
+		return encoded, same, oldSize
 	}
 	keys := make([]string, 0, len(now))
 	for k := range now {
@@ -218,7 +225,7 @@ func keepUntouched(encoded, old []byte, values map[any]any) (_ []byte, unchanged
 		buf = append(buf, ':')
 		buf = append(buf, now[k]...)
 	}
-	return append(buf, '}'), same
+	return append(buf, '}'), same, oldSize
 }
 
 // decode fills values and m from a sess column written by this store, by

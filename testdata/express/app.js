@@ -163,6 +163,15 @@ function buildApp(cfg, pool) {
     res.json(describe(req));
   });
 
+  // Sets key to the JSON value in the request body: values too large or
+  // too deep for a query string (the interop value corpus).
+  app.post('/setjson', express.text({ type: '*/*', limit: '8mb' }), (req, res) => {
+    const key = requireString(req.query, 'key');
+    if (key === 'cookie') throw badRequest('key "cookie" is reserved');
+    req.session[key] = JSON.parse(req.body);
+    res.json({ ok: true });
+  });
+
   app.post('/incr', (req, res) => {
     const counter = (req.session.counter || 0) + 1;
     req.session.counter = counter;

@@ -1,0 +1,184 @@
+package pgstore_test
+
+import (
+	"bytes"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"math"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/pgsessions/pgstore"
+)
+
+// Value fidelity between Node and Go on one table: what either side
+// stores, the other keeps. Values Go did not change come back with the JSON
+// text Node wrote, byte for byte.
+
+// nodeCorpus holds JSON texts Node stores that Go cannot write the same
+// way, or at all, by re-encoding: NUL, a lone surrogate, deep nesting, a
+// session over MaxLength, __proto__, -0, an integer past 2^53, 1e308.
+func nodeCorpus() map[string]string {
+	return map[string]string{
+		"nul":       `"a\u0000b"`,
+		"surrogate": `"x\ud800y"`,
+		"deep":      strings.Repeat("[", 1000) + "1" + strings.Repeat("]", 1000), // Node's own stack ends nesting a few thousand deep
+		"big":       `"` + strings.Repeat("é", 1<<19) + `"`,                      // 1 MiB of UTF-8
+		"proto":     `{"__proto__":{"x":1}}`,
+		"negzero":   `-0`,
+		"bigint":    `9007199254740993`,
+		"huge":      `1e308`,
+	}
+}
+
+// rawMembers returns the members of the row's sess as stored.
+func rawMembers(t *testing.T, db *sql.DB, schema, sid string) map[string]json.RawMessage {
+	t.Helper()
+	var raw []byte
+	if err := db.QueryRow(`SELECT sess::text FROM `+qualified(schema, pgstore.DefaultTableName)+` WHERE sid = $1`,
+		sid).Scan(&raw); err != nil {
+		t.Fatalf("read sess: %v", err)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("sess: %v", err)
+	}
+	return m
+}
+
+// Every value Node writes, Go can save back: unchanged (no ErrEncode, no
+// ErrTooLarge for a session past MaxLength), and beside a change of its
+// own to another key. Either way the values Go did not touch keep Node's
+// text byte for byte, and Node reads them back as it wrote them.
+func TestExpressNodeValuesSurviveGoSaves(t *testing.T) {
+	t.Parallel()
+	schema := expressSchema(t)
+	node := startExpress(t, schema, expressOptions{secrets: []string{newSecret}})
+	eachDriverInTurn(t, func(t *testing.T, _ string, db *sql.DB) {
+		st := newExpressStore(t, db, schema, []string{newSecret})
+		cookie, sid := node.login(t, "zoe")
+		corpus := nodeCorpus()
+		for k, v := range corpus {
+			node.setJSON(t, cookie, k, v)
+		}
+		nodeBefore := node.whoami(t, cookie).Session
+		before := rawMembers(t, db, schema, sid)
+
+		// An unchanged save: nothing may fail, nothing may change.
+		r, s := goGet(t, st, cookie)
+		if s.IsNew {
+			t.Fatal("Go did not load Node's session")
+		}
+		if err := st.Save(r, httptest.NewRecorder(), s); err != nil {
+			t.Fatalf("Go's save of Node's unchanged session: %v", err)
+		}
+		// A change to another key, on a fresh load; it does not grow the
+		// session, which MaxLength would refuse.
+		r, s = goGet(t, st, cookie)
+		s.Values["user"] = "ann"
+		if err := st.Save(r, httptest.NewRecorder(), s); err != nil {
+			t.Fatalf("Go's save of a change beside Node's values: %v", err)
+		}
+
+		after := rawMembers(t, db, schema, sid)
+		for k := range corpus {
+			if !bytes.Equal(before[k], after[k]) {
+				t.Errorf("%s: Node wrote %.80s, after Go's save %.80s", k, before[k], after[k])
+			}
+		}
+		if string(after["user"]) != `"ann"` {
+			t.Errorf("Go's own change: %s", after["user"])
+		}
+		nodeAfter := node.whoami(t, cookie).Session
+		for k := range corpus {
+			if !reflect.DeepEqual(nodeBefore[k], nodeAfter[k]) {
+				t.Errorf("%s: Node read %.80v before Go's save, %.80v after", k, nodeBefore[k], nodeAfter[k])
+			}
+		}
+	})
+}
+
+// Growth past MaxLength is still refused, on Node's sessions as on Go's.
+func TestExpressMaxLengthRefusesGrowthOnly(t *testing.T) {
+	t.Parallel()
+	schema := expressSchema(t)
+	node := startExpress(t, schema, expressOptions{secrets: []string{newSecret}})
+	eachDriverInTurn(t, func(t *testing.T, _ string, db *sql.DB) {
+		st := newExpressStore(t, db, schema, []string{newSecret})
+		cookie, sid := node.login(t, "yann")
+		node.setJSON(t, cookie, "big", `"`+strings.Repeat("a", 2*pgstore.DefaultMaxLength)+`"`)
+		before := rawMembers(t, db, schema, sid)
+
+		r, s := goGet(t, st, cookie)
+		s.Values["big"] = s.Values["big"].(string) + "more"
+		if err := st.Save(r, httptest.NewRecorder(), s); !errors.Is(err, pgstore.ErrTooLarge) {
+			t.Fatalf("growing a session past MaxLength: %v, want ErrTooLarge", err)
+		}
+		if after := rawMembers(t, db, schema, sid); !bytes.Equal(before["big"], after["big"]) {
+			t.Error("the refused save changed the row")
+		}
+		r, s = goGet(t, st, cookie)
+		s.Values["big"] = "small again"
+		if err := st.Save(r, httptest.NewRecorder(), s); err != nil {
+			t.Fatalf("shrinking it: %v", err)
+		}
+	})
+}
+
+// What Go stores survives Node's rewrite of the session (Node re-encodes
+// every value with JSON.stringify) as far as JSON numbers allow; the
+// documented drift (docs/express.md) is exactly this.
+func TestExpressGoValuesAfterNodeRewrite(t *testing.T) {
+	t.Parallel()
+	schema := expressSchema(t)
+	node := startExpress(t, schema, expressOptions{secrets: []string{newSecret}})
+	eachDriverInTurn(t, func(t *testing.T, _ string, db *sql.DB) {
+		st := newExpressStore(t, db, schema, []string{newSecret})
+		cookie := goLogin(t, st, "xena")
+		kept := map[string]any{
+			"nul":   "a\x00b",
+			"deep":  nested(1000),
+			"proto": map[string]any{"__proto__": map[string]any{"x": 1}},
+			"float": 2.5,
+			"int":   1 << 53,
+		}
+		drift := map[string][2]any{ // what Go stores → what Go reads after Node's rewrite
+			"whole float": {2.0, 2},
+			"negative 0":  {math.Copysign(0, -1), 0},
+			"2^53+1":      {int64(1<<53 + 1), 1 << 53},
+			"MaxInt64":    {int64(math.MaxInt64), float64(math.MaxInt64)},
+		}
+		r, s := goGet(t, st, cookie)
+		for k, v := range kept {
+			s.Values[k] = v
+		}
+		for k, v := range drift {
+			s.Values[k] = v[0]
+		}
+		goSave(t, st, r, s)
+
+		node.set(t, cookie, "node", "touched") // Node rewrites the whole session
+
+		_, s = goGet(t, st, cookie)
+		if s.Values["node"] != "touched" {
+			t.Fatalf("Node's write did not land: %v", s.Values["node"])
+		}
+		for k, v := range kept {
+			want := v
+			if k == "deep" {
+				want = nested(1000)
+			}
+			if !reflect.DeepEqual(s.Values[k], want) {
+				t.Errorf("%s: Go stored %.60v, read %.60v after Node's rewrite", k, v, s.Values[k])
+			}
+		}
+		for k, v := range drift {
+			if !reflect.DeepEqual(s.Values[k], v[1]) {
+				t.Errorf("%s: Go stored %v (%T), read %#v after Node's rewrite, documented %#v (%T)", k, v[0], v[0], s.Values[k], v[1], v[1])
+			}
+		}
+	})
+}
