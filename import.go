@@ -12,7 +12,8 @@ import (
 // a backup) under its existing ID, so that the cookies that carry that ID
 // keep working: values become the session's values, created starts its
 // absolute timeout (the zero time means now) and expires is when the row
-// expires, capped by Config.AbsoluteTimeout. The row is written exactly as
+// expires, capped by Config.AbsoluteTimeout and kept to the millisecond, as
+// Save keeps it. The row is written exactly as
 // Save would write it, in the store's row format (native or Express) with
 // its Codec and, under Config.HashIDs, the ID's hash as sid.
 //
