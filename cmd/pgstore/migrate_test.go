@@ -503,3 +503,34 @@ func TestMigrateMaxLength(t *testing.T) {
 		t.Errorf("the large session: %v", s.Values)
 	}
 }
+
+// A row that expires between the read and its import counts as expired,
+// not failed: the run's cutoff is taken once, at the start.
+func TestMigrateExpiredDuringRun(t *testing.T) {
+	_, schema, st, db := testTable(t)
+	m := &migrator{st: st, db: db, to: qualified(schema, pgstore.DefaultTableName)}
+	var res result
+	batch := []row{
+		{srcID: 1, sid: "expired-meanwhile", values: map[any]any{"a": 1}, expires: time.Now().Add(-time.Second)},
+		{srcID: 2, sid: "still-live", values: map[any]any{"a": 1}, expires: time.Now().Add(time.Hour)},
+	}
+	if err := m.write(context.Background(), batch, true, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.expired != 1 || res.failed != 0 || res.migrated != 1 {
+		t.Errorf("result %+v; want 1 expired, 1 migrated, none failed", res)
+	}
+}
+
+// Failed rows are listed in the old table's order, whichever step refused
+// them (decoding, at the read, or Import, at the write).
+func TestReportOrder(t *testing.T) {
+	var r result
+	r.fail(5, "refused by Import")
+	r.fail(2, "failed to decode")
+	var out bytes.Buffer
+	r.print(&out, false)
+	if i, j := strings.Index(out.String(), "row id 2:"), strings.Index(out.String(), "row id 5:"); i < 0 || j < i {
+		t.Errorf("rows out of order:\n%s", out.String())
+	}
+}
