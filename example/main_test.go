@@ -28,8 +28,8 @@ import (
 	"github.com/lib/pq"
 	"go.uber.org/goleak"
 
-	"github.com/pgsessions/pgstore/internal/pgproxy"
 	"github.com/pgsessions/pgstore/internal/pgcluster"
+	"github.com/pgsessions/pgstore/internal/pgproxy"
 	"github.com/pgsessions/pgstore/internal/pgtest"
 )
 
