@@ -66,14 +66,17 @@ type stats struct {
 
 // statsSQL reads the table once. expire is wall-clock time in the store's
 // zone ($1); a row is live while expire >= now() there, as the store judges
-// it. The sizes are of sess as text, what Config.MaxLength bounds.
+// it. The sizes are of sess as text, what Config.MaxLength bounds. created
+// counts when it is a positive whole number, as the store reads it; rows
+// of other writers may hold anything there.
 const statsSQL = `SELECT count(*),
 	count(*) FILTER (WHERE expire >= now() AT TIME ZONE $1),
 	coalesce(sum(octet_length(sess::text)), 0),
 	coalesce(max(octet_length(sess::text)), 0),
 	pg_total_relation_size($2::regclass),
 	min(CASE WHEN json_typeof(sess -> '_pgstore' -> 'created') = 'number'
-		THEN (sess -> '_pgstore' ->> 'created')::numeric END) FILTER (WHERE expire >= now() AT TIME ZONE $1)::float8,
+		AND sess -> '_pgstore' ->> 'created' ~ '^[1-9][0-9]{0,14}$'
+		THEN (sess -> '_pgstore' ->> 'created')::float8 END) FILTER (WHERE expire >= now() AT TIME ZONE $1),
 	date_part('epoch', min(expire) FILTER (WHERE expire >= now() AT TIME ZONE $1) AT TIME ZONE $1)
 FROM `
 
