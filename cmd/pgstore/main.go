@@ -158,7 +158,11 @@ func (o *common) open(ctx context.Context, create bool, cfg pgstore.Config) (*pg
 	cfg.TimeZone = o.timeZone
 	cfg.PruneInterval = -1
 	cfg.SkipCreateTable = !create
-	return pgstore.OpenContext(ctx, o.dsn, cfg)
+	st, err := pgstore.OpenContext(ctx, o.dsn, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w (see -dsn, -schema and -table)", err)
+	}
+	return st, nil
 }
 
 // qualified quotes a table name for SQL, with its schema when there is one.

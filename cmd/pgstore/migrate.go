@@ -250,6 +250,7 @@ func (m *migrator) open(ctx context.Context) error {
 	m.st, m.db = st, st.DB()
 	if m.o.dryRun {
 		m.db.SetMaxOpenConns(1)
+		m.db.SetConnMaxIdleTime(0) // never closed for idleness, with its table
 		var ok bool
 		if err := m.db.QueryRowContext(ctx, "SELECT to_regclass($1) IS NOT NULL", "pg_temp."+dryRunTable).Scan(&ok); err != nil || !ok {
 			st.Close()
