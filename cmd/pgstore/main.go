@@ -5,8 +5,8 @@
 //	go install github.com/pgsessions/pgstore/cmd/pgstore@latest
 //	pgstore stats -dsn "$DATABASE_URL"
 //
-// Run pgstore help, or pgstore help COMMAND, for the details. See
-// docs/operations.md and docs/migration.md.
+// Run pgstore help, or pgstore help COMMAND, for the details, and see
+// docs/migration.md for migrate.
 package main
 
 import (
