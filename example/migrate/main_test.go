@@ -450,7 +450,7 @@ func TestParseKey(t *testing.T) {
 	}
 }
 
-// The sess column is in the format pgstore writes (sess.go), and the gob
+// The sess column is in the format pgstore writes (row.go), and the gob
 // envelope is GobCodec's. TestMigrate checks that a Store reads both.
 func TestSessFormat(t *testing.T) {
 	object, err := pgstore.JSONCodec{}.Encode(map[any]any{"b": 1, "a": "x"})
