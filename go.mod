@@ -3,7 +3,6 @@ module github.com/pgsessions/pgstore
 go 1.23.0
 
 require (
-	github.com/gorilla/mux v1.8.1
 	github.com/gorilla/securecookie v1.1.2
 	github.com/gorilla/sessions v1.4.0
 	github.com/jackc/pgx/v5 v5.7.6

@@ -20,6 +20,7 @@ import (
 	"github.com/gorilla/sessions"
 
 	"github.com/pgsessions/pgstore"
+	"github.com/pgsessions/pgstore/internal/pgcluster"
 	"github.com/pgsessions/pgstore/internal/pgtest"
 )
 
@@ -419,7 +420,7 @@ func TestDatabaseRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts its own cluster")
 	}
-	cluster, err := pgtest.StartCluster()
+	cluster, err := pgcluster.StartCluster()
 	if err != nil {
 		pgtest.SkipOrFail(t, fmt.Errorf("start a throwaway cluster: %w", err))
 	}

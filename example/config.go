@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/pgsessions/pgstore/internal/pgtest"
+	"github.com/pgsessions/pgstore/internal/pgcluster"
 )
 
 // appConfig is everything newApp needs. main builds it from the environment
@@ -24,7 +24,7 @@ type appConfig struct {
 	DatabaseURL string
 
 	// LocalDSNs are tried in order when DatabaseURL is empty: the same list
-	// the tests try (pgtest.LocalDSNs).
+	// the tests try (pgcluster.LocalDSNs).
 	LocalDSNs []string
 
 	// Throwaway lets newApp start a temporary PostgreSQL cluster when no
@@ -78,9 +78,10 @@ func configFromEnv(getenv func(string) string, log *slog.Logger) (appConfig, err
 		if cfg.Production {
 			return cfg, errors.New("APP_ENV=production needs DATABASE_URL, the PostgreSQL server that keeps the sessions")
 		}
-		// The tests' list, so that both find the same server. pgtest is
-		// internal to this module: an app of your own lists its own.
-		cfg.LocalDSNs = pgtest.LocalDSNs(getenv)
+		// The tests' list, so that both find the same server. pgcluster
+		// is internal to pgstore's repository: an app of your own lists
+		// its own.
+		cfg.LocalDSNs = pgcluster.LocalDSNs(getenv)
 		cfg.Throwaway = true
 	}
 	return cfg, nil

@@ -28,6 +28,7 @@ import (
 	"github.com/lib/pq"
 	"go.uber.org/goleak"
 
+	"github.com/pgsessions/pgstore/internal/pgcluster"
 	"github.com/pgsessions/pgstore/internal/pgproxy"
 	"github.com/pgsessions/pgstore/internal/pgtest"
 )
@@ -894,7 +895,7 @@ func startExample(t *testing.T, tmpDir string, env ...string) *exampleProcess {
 		}
 		if tmpDir != "" {
 			// The process is gone, so its cluster, if any, is stale.
-			if _, err := pgtest.RemoveStale(tmpDir); err != nil {
+			if _, err := pgcluster.RemoveStale(tmpDir); err != nil {
 				t.Errorf("remove clusters left in %s: %v", tmpDir, err)
 			}
 		}

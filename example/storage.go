@@ -14,7 +14,7 @@ import (
 	_ "github.com/lib/pq" // the "postgres" driver for database/sql
 
 	"github.com/pgsessions/pgstore"
-	"github.com/pgsessions/pgstore/internal/pgtest"
+	"github.com/pgsessions/pgstore/internal/pgcluster"
 )
 
 // localTimeout bounds each attempt to reach a server on localhost.
@@ -109,7 +109,7 @@ func openStorage(ctx context.Context, cfg appConfig) (*storage, error) {
 // behind when they could not clean up (killed with SIGKILL, or a second
 // Ctrl-C during shutdown), stopping their servers first.
 func removeStaleClusters(log *slog.Logger) {
-	removed, err := pgtest.RemoveStale("")
+	removed, err := pgcluster.RemoveStale("")
 	for _, dir := range removed {
 		log.Info("removed a throwaway PostgreSQL cluster left by an earlier run", "dir", dir)
 	}
@@ -154,12 +154,12 @@ func openPostgres(ctx context.Context, cfg appConfig, dsn string) (*storage, err
 // every signal it can catch; a cluster left by a run that could not (SIGKILL)
 // is removed by the next run's removeStaleClusters.
 //
-// pgtest is this module's internal test helper, so an app outside the module
-// cannot import it: copy the rest of this file and drop this step, or run
+// pgcluster is internal to pgstore's repository, so an app outside it cannot
+// import it: copy the rest of this file and drop this step, or run
 // PostgreSQL in a container for development.
 func openThrowaway(ctx context.Context, cfg appConfig) (*storage, error) {
 	cfg.Logger.Warn("no PostgreSQL server found: starting a throwaway cluster; its sessions are deleted on shutdown (development only)")
-	cluster, err := pgtest.StartCluster()
+	cluster, err := pgcluster.StartCluster()
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,8 @@
 --   ff90_user_id  fillfactor 90 and the expression index for Revoke
 -- Each gets 30,000 values-only updates (what Save sends within
 -- TouchInterval: SET sess) and then 10,000 touches (SET sess, expire), one
--- transaction per statement, as requests do.
+-- transaction per statement, as requests do, with the store's statements
+-- (which compare expire with the database's now()).
 --
 -- It works in a schema of its own, pgstore_ops_hot_ and a random suffix (or
 -- -v schema=NAME, which must not exist yet), so runs on a shared server do
@@ -39,7 +40,7 @@ CREATE FUNCTION sess(g int, round int) RETURNS json IMMUTABLE LANGUAGE sql AS $$
 CREATE FUNCTION sid(g int) RETURNS text IMMUTABLE LANGUAGE sql AS
   $$ SELECT translate(rtrim(encode(sha256(convert_to('hot' || g, 'UTF8')), 'base64'), '='), '+/', '-_') $$;
 
-INSERT INTO ff100 SELECT sid(g), sess(g, 0), timestamp '2025-12-27 00:00' FROM generate_series(1, 10000) g;
+INSERT INTO ff100 SELECT sid(g), sess(g, 0), (now() AT TIME ZONE 'UTC') + interval '30 days' FROM generate_series(1, 10000) g;
 INSERT INTO ff90 SELECT * FROM ff100;
 INSERT INTO ff90_user_id SELECT * FROM ff100;
 VACUUM ANALYZE ff100, ff90, ff90_user_id;
@@ -59,8 +60,8 @@ BEGIN
   FOREACH t IN ARRAY ARRAY['ff100', 'ff90', 'ff90_user_id'] LOOP
     FOR r IN 1..3 LOOP
       FOR g IN 1..10000 LOOP
-        EXECUTE format('UPDATE %I SET sess = $2 WHERE sid = $1 AND expire >= (to_timestamp($3) AT TIME ZONE ''UTC'')', t)
-          USING sid(g), sess(g, r), 1764201600;
+        EXECUTE format('UPDATE %I SET sess = $2 WHERE sid = $1 AND expire >= (now() AT TIME ZONE ''UTC'')', t)
+          USING sid(g), sess(g, r);
         COMMIT;
       END LOOP;
     END LOOP;
@@ -75,8 +76,8 @@ DECLARE t text; g int;
 BEGIN
   FOREACH t IN ARRAY ARRAY['ff100', 'ff90', 'ff90_user_id'] LOOP
     FOR g IN 1..10000 LOOP
-      EXECUTE format('UPDATE %I SET sess = $2, expire = (to_timestamp($3) AT TIME ZONE ''UTC'') WHERE sid = $1 AND expire >= (to_timestamp($4) AT TIME ZONE ''UTC'')', t)
-        USING sid(g), sess(g, 4), 1766880000 + g, 1764201600;
+      EXECUTE format('UPDATE %I SET sess = $2, expire = (to_timestamp($3) AT TIME ZONE ''UTC'') WHERE sid = $1 AND expire >= (now() AT TIME ZONE ''UTC'')', t)
+        USING sid(g), sess(g, 4), extract(epoch FROM now()) + 2592000 + 3600;
       COMMIT;
     END LOOP;
   END LOOP;

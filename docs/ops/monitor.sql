@@ -56,7 +56,7 @@ FROM pg_class c JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.oid = :'qu
 SELECT indexrelname AS index, idx_scan, pg_size_pretty(pg_relation_size(indexrelid)) AS size
 FROM pg_stat_user_indexes WHERE relid = :'qualified'::regclass ORDER BY indexrelname;
 
-\echo '== 4. Bloat (exact with pgstattuple; otherwise compare heap_bytes_per_live_row above with docs/operations.md)'
+\echo '== 4. Bloat (exact with pgstattuple; otherwise compare heap_bytes_per_live_row above with docs/benchmarks.md)'
 SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pgstattuple') AS has_pgstattuple \gset
 \if :has_pgstattuple
 SELECT round(approx_free_percent::numeric, 1) AS free_pct, round(dead_tuple_percent::numeric, 1) AS dead_pct,

@@ -9,9 +9,9 @@
 --              PRIMARY KEY (sid, expire)
 -- Each statement of pgstore.go, prune.go and revoke.go is prepared with the
 -- store's text and run; the plans show how many partitions each touches.
--- "now" is 2025-12-12 00:00 UTC (epoch 1765497600). The statements are
--- written as the store sent them when docs/operations.md was measured (it
--- then bound its own clock; it now compares with the database's now()).
+-- The rows are laid out around today's midnight (UTC), d0: live sessions
+-- expire 15 to 45 days after it, 20,000 expired in the 11 days before it,
+-- and the statements compare with the database's now(), as the store's do.
 --
 -- It works in a schema of its own, pgstore_ops_part_ and a random suffix (or
 -- -v schema=NAME, which must not exist yet), so runs on a shared server do
@@ -26,6 +26,9 @@
 SET client_min_messages = warning;
 CREATE SCHEMA :"schema";
 SET search_path = :"schema";
+SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AS d0 \gset
+SELECT extract(epoch FROM :'d0'::timestamp AT TIME ZONE 'UTC')::bigint AS nowepoch \gset
+SELECT :nowepoch + 2592000 AS expepoch \gset
 
 CREATE TABLE by_sid ("sid" varchar NOT NULL COLLATE "default", "sess" json NOT NULL,
   "expire" timestamp(6) NOT NULL, PRIMARY KEY ("sid")) PARTITION BY HASH ("sid");
@@ -43,21 +46,21 @@ CREATE TABLE by_expire ("sid" varchar NOT NULL COLLATE "default", "sess" json NO
   "expire" timestamp(6) NOT NULL, PRIMARY KEY ("sid", "expire")) PARTITION BY RANGE ("expire");
 SELECT format('CREATE TABLE by_expire_%s PARTITION OF by_expire FOR VALUES FROM (%L) TO (%L)',
               to_char(d, 'YYYYMMDD'), d, d + interval '1 day')
-FROM generate_series(timestamp '2025-12-01', timestamp '2026-01-31', interval '1 day') d \gexec
+FROM generate_series(:'d0'::timestamp - interval '11 days', :'d0'::timestamp + interval '50 days', interval '1 day') d \gexec
 CREATE INDEX ON by_expire ("expire");
 
--- 300,000 sessions created 2025-11-27 .. 2025-12-27, 30-day MaxAge: expire
--- 2025-12-27 .. 2026-01-26. Plus 20,000 that expired 2025-12-01 .. 2025-12-11.
+-- 300,000 sessions with a 30-day MaxAge that expire d0 + 15 .. 45 days, and
+-- 20,000 that expired d0 - 11 days .. d0.
 INSERT INTO by_sid
 SELECT translate(rtrim(encode(sha256(convert_to('p' || g, 'UTF8')), 'base64'), '='), '+/', '-_'),
        ('{"_pgstore":{"created":1764201600},"csrf":"' || md5(g::text) ||
         '","user":"alice@example.com","user_id":' || (10000 + g % 90000) || '}')::json,
-       timestamp '2025-12-27' + g * interval '8.64 seconds'
+       (:'d0'::timestamp + interval '15 days') + g * interval '8.64 seconds'
 FROM generate_series(1, 300000) g
 UNION ALL
 SELECT translate(rtrim(encode(sha256(convert_to('x' || g, 'UTF8')), 'base64'), '='), '+/', '-_'),
        '{"_pgstore":{"created":1761609600},"user_id":1}'::json,
-       timestamp '2025-12-01' + g * interval '47.52 seconds'
+       (:'d0'::timestamp - interval '11 days') + (g - 1) * interval '47.52 seconds'
 FROM generate_series(1, 20000) g;
 INSERT INTO by_expire SELECT * FROM by_sid;
 VACUUM ANALYZE by_sid, by_expire;
@@ -69,8 +72,6 @@ SELECT t AS "table", (SELECT relkind::text FROM pg_class WHERE oid = to_regclass
 FROM unnest(ARRAY['by_sid', 'by_expire']) t;
 
 SELECT translate(rtrim(encode(sha256(convert_to('p150000', 'UTF8')), 'base64'), '='), '+/', '-_') AS live \gset
-\set nowepoch 1765497600
-\set expepoch 1768089600
 \set newsess '{"_pgstore":{"created":1765497600},"user_id":12345,"n":2}'
 
 \echo
@@ -91,15 +92,15 @@ SELECT tableoid::regclass AS after FROM by_expire WHERE sid = :'live';
 ROLLBACK;
 
 \echo '== by_expire: dropping the partitions that ended before now replaces the DELETE'
-SELECT count(*) AS expired_rows FROM by_expire WHERE expire < to_timestamp(:nowepoch) AT TIME ZONE 'UTC';
+SELECT count(*) AS expired_rows FROM by_expire WHERE expire < (now() AT TIME ZONE 'UTC');
 SELECT format('ALTER TABLE by_expire DETACH PARTITION %I', c.relname) || '; ' || format('DROP TABLE %I', c.relname)
 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 WHERE i.inhparent = 'by_expire'::regclass
   AND (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'))[1]::timestamp
-      <= to_timestamp(:nowepoch) AT TIME ZONE 'UTC'
+      <= (now() AT TIME ZONE 'UTC')
 ORDER BY c.relname \gexec
 SELECT count(*) AS expired_rows_left, (SELECT count(*) FROM pg_inherits WHERE inhparent = 'by_expire'::regclass) AS partitions
-FROM by_expire WHERE expire < to_timestamp(:nowepoch) AT TIME ZONE 'UTC';
+FROM by_expire WHERE expire < (now() AT TIME ZONE 'UTC');
 
 RESET search_path;
 DROP SCHEMA :"schema" CASCADE;

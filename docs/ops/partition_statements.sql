@@ -1,13 +1,13 @@
 -- Included by partition.sql with :tbl set: pgstore's statements, by hand.
 DEALLOCATE ALL;
-PREPARE load AS SELECT sess, date_part('epoch', expire AT TIME ZONE 'UTC') FROM :"tbl" WHERE sid = $1;
+PREPARE load AS SELECT sess, date_part('epoch', expire AT TIME ZONE 'UTC'), date_part('epoch', now()) FROM :"tbl" WHERE sid = $1;
 PREPARE ins AS INSERT INTO :"tbl" (sid, sess, expire) VALUES ($1, $2, (to_timestamp($3) AT TIME ZONE 'UTC'));
-PREPARE upd AS UPDATE :"tbl" SET sess = $2, expire = (to_timestamp($3) AT TIME ZONE 'UTC') WHERE sid = $1 AND expire >= (to_timestamp($4) AT TIME ZONE 'UTC');
-PREPARE updvalues AS UPDATE :"tbl" SET sess = $2 WHERE sid = $1 AND expire >= (to_timestamp($3) AT TIME ZONE 'UTC');
+PREPARE upd AS UPDATE :"tbl" SET sess = $2, expire = (to_timestamp($3) AT TIME ZONE 'UTC') WHERE sid = $1 AND expire >= (now() AT TIME ZONE 'UTC');
+PREPARE updvalues AS UPDATE :"tbl" SET sess = $2 WHERE sid = $1 AND expire >= (now() AT TIME ZONE 'UTC');
 PREPARE del AS DELETE FROM :"tbl" WHERE sid = $1;
-PREPARE regen AS WITH gone AS (DELETE FROM :"tbl" WHERE sid = $1) INSERT INTO :"tbl" (sid, sess, expire) VALUES ($2, $3, (to_timestamp($4) AT TIME ZONE 'UTC'));
-PREPARE prune AS DELETE FROM :"tbl" WHERE sid = ANY(ARRAY(SELECT sid FROM :"tbl" WHERE expire < (to_timestamp($1) AT TIME ZONE 'UTC') ORDER BY expire LIMIT $2 FOR UPDATE SKIP LOCKED));
-PREPARE revoke AS DELETE FROM :"tbl" WHERE sess ->> 'user_id' = $1;
+PREPARE regen AS WITH gone AS (DELETE FROM :"tbl" WHERE sid = $1 AND expire >= (now() AT TIME ZONE 'UTC') RETURNING 1) INSERT INTO :"tbl" (sid, sess, expire) SELECT $2, $3, (to_timestamp($4) AT TIME ZONE 'UTC') FROM gone;
+PREPARE prune AS DELETE FROM :"tbl" WHERE sid = ANY(ARRAY(SELECT sid FROM :"tbl" WHERE expire < LEAST(to_timestamp($1) AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC') ORDER BY expire LIMIT $2 FOR UPDATE SKIP LOCKED));
+PREPARE revoke AS DELETE FROM :"tbl" WHERE sess ->> 'user_id' = $1 AND sid <> $2;
 
 \set quiet_was :QUIET
 \set QUIET off
@@ -15,12 +15,12 @@ PREPARE revoke AS DELETE FROM :"tbl" WHERE sess ->> 'user_id' = $1;
 BEGIN;
 EXECUTE load(:'live');
 EXECUTE ins('brand-new-id', :'newsess', :expepoch);
-EXECUTE updvalues(:'live', :'newsess', :nowepoch);
-EXECUTE upd(:'live', :'newsess', :expepoch, :nowepoch);
+EXECUTE updvalues(:'live', :'newsess');
+EXECUTE upd(:'live', :'newsess', :expepoch);
 EXECUTE regen('brand-new-id', 'regenerated-id', :'newsess', :expepoch);
 EXECUTE del('regenerated-id');
 EXECUTE prune(:nowepoch, 1000);
-EXECUTE revoke('12345');
+EXECUTE revoke('12345', '');
 ROLLBACK;
 \set QUIET :quiet_was
 
@@ -31,7 +31,7 @@ SET plan_cache_mode = force_generic_plan;
 EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE load(:'live');
 \echo '-- update (touch), generic plan'
 BEGIN;
-EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE upd(:'live', :'newsess', :expepoch, :nowepoch);
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE upd(:'live', :'newsess', :expepoch);
 ROLLBACK;
 \echo '-- prune batch, custom plan'
 SET plan_cache_mode = force_custom_plan;

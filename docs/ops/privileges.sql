@@ -10,9 +10,8 @@
 -- sends as those roles (\c), and drops all of it at the end. If a run stops
 -- on an error, the schema and roles it printed at the start are left behind:
 -- drop them by hand. Statements that must fail are shown with their error.
--- The statements are written as the store sent them when docs/operations.md
--- was measured; what privileges they need depends on what kind of statement
--- each is, not on its exact text.
+-- The statements are the store's (pgstore.go, prune.go, revoke.go), with
+-- literal values in place of parameters.
 
 \if :{?schema}
 \else
@@ -52,19 +51,22 @@ SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.in
   WHERE i.indrelid = to_regclass(format('%I.%I', :'schema', 'user_sessions')) AND a.attname = 'expire') AS expire_index;
 SET search_path = :"schema";
 BEGIN;
-SELECT sess, date_part('epoch', expire AT TIME ZONE 'UTC') FROM user_sessions WHERE sid = 'live';
+SELECT sess, date_part('epoch', expire AT TIME ZONE 'UTC'), date_part('epoch', now()) FROM user_sessions WHERE sid = 'live';
 INSERT INTO user_sessions (sid, sess, expire) VALUES ('new', '{}', (to_timestamp(extract(epoch FROM now()) + 60) AT TIME ZONE 'UTC'));
 UPDATE user_sessions SET sess = '{"n":1}', expire = (to_timestamp(extract(epoch FROM now()) + 120) AT TIME ZONE 'UTC')
-  WHERE sid = 'new' AND expire >= (to_timestamp(extract(epoch FROM now())) AT TIME ZONE 'UTC');
-UPDATE user_sessions SET sess = '{"n":2}' WHERE sid = 'new' AND expire >= (to_timestamp(extract(epoch FROM now())) AT TIME ZONE 'UTC');
-WITH gone AS (DELETE FROM user_sessions WHERE sid = 'new') INSERT INTO user_sessions (sid, sess, expire)
-  VALUES ('newer', '{}', (to_timestamp(extract(epoch FROM now()) + 60) AT TIME ZONE 'UTC'));
+  WHERE sid = 'new' AND expire >= (now() AT TIME ZONE 'UTC');
+UPDATE user_sessions SET sess = '{"n":2}' WHERE sid = 'new' AND expire >= (now() AT TIME ZONE 'UTC');
+WITH gone AS (DELETE FROM user_sessions WHERE sid = 'new' AND expire >= (now() AT TIME ZONE 'UTC') RETURNING 1)
+  INSERT INTO user_sessions (sid, sess, expire) SELECT 'newer', '{}', (to_timestamp(extract(epoch FROM now()) + 60) AT TIME ZONE 'UTC') FROM gone;
+SELECT EXISTS (SELECT 1 FROM user_sessions WHERE sid = 'newer');
 DELETE FROM user_sessions WHERE sid = 'newer';
 SELECT pg_try_advisory_lock(:lockkey) AS locked;
 DELETE FROM user_sessions WHERE sid = ANY(ARRAY(SELECT sid FROM user_sessions
-  WHERE expire < (to_timestamp(extract(epoch FROM now())) AT TIME ZONE 'UTC') ORDER BY expire LIMIT 1000 FOR UPDATE SKIP LOCKED));
+  WHERE expire < LEAST(to_timestamp(extract(epoch FROM now())) AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC') ORDER BY expire LIMIT 1000 FOR UPDATE SKIP LOCKED));
 SELECT pg_advisory_unlock(:lockkey) AS unlocked;
-DELETE FROM user_sessions WHERE sess ->> 'user_id' = '1';
+ROLLBACK;
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+DELETE FROM user_sessions WHERE sess ->> 'user_id' = '1' AND sid <> '';
 ROLLBACK;
 BEGIN;
 SELECT pg_advisory_xact_lock(:xactkey);
@@ -80,7 +82,7 @@ SET search_path = :"schema";
 \echo '== the pruner role (SELECT, DELETE only): the prune statement needs UPDATE too (FOR UPDATE)'
 \set ON_ERROR_STOP 0
 DELETE FROM user_sessions WHERE sid = ANY(ARRAY(SELECT sid FROM user_sessions
-  WHERE expire < (to_timestamp(extract(epoch FROM now())) AT TIME ZONE 'UTC') ORDER BY expire LIMIT 1000 FOR UPDATE SKIP LOCKED));
+  WHERE expire < LEAST(to_timestamp(extract(epoch FROM now())) AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC') ORDER BY expire LIMIT 1000 FOR UPDATE SKIP LOCKED));
 \set ON_ERROR_STOP 1
 \echo 'Preparing a statement it may not run succeeds; the check comes when it runs (so New works for this role):'
 PREPARE ins AS INSERT INTO user_sessions (sid, sess, expire) VALUES ($1, $2, (to_timestamp($3) AT TIME ZONE 'UTC'));
@@ -95,7 +97,7 @@ GRANT UPDATE ON :"schema".user_sessions TO :"pruner";
 SET search_path = :"schema";
 \echo '== the pruner role with SELECT, UPDATE, DELETE: prunes'
 DELETE FROM user_sessions WHERE sid = ANY(ARRAY(SELECT sid FROM user_sessions
-  WHERE expire < (to_timestamp(extract(epoch FROM now())) AT TIME ZONE 'UTC') ORDER BY expire LIMIT 1000 FOR UPDATE SKIP LOCKED));
+  WHERE expire < LEAST(to_timestamp(extract(epoch FROM now())) AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC') ORDER BY expire LIMIT 1000 FOR UPDATE SKIP LOCKED));
 
 \c - :admin
 SET client_min_messages = warning;

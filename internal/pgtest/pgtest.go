@@ -1,7 +1,9 @@
 // Package pgtest finds a real PostgreSQL server for tests, the way the
-// example app does: DATABASE_URL, else the local server LocalDSNs lists,
-// else a throwaway cluster started from the PostgreSQL binaries when they are
-// installed. It is test support only, not part of pgstore's API.
+// example app does: DATABASE_URL, else the local server pgcluster.LocalDSNs
+// lists, else a throwaway cluster (pgcluster.StartCluster) started from the
+// PostgreSQL binaries when they are installed. It is test support only, not
+// part of pgstore's API; programs use pgcluster, which does not import
+// testing.
 //
 // A test that finds no server fails under CI and when DATABASE_URL names one
 // that does not answer; elsewhere it skips and says why (see SkipOrFail), so
@@ -18,7 +20,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"os/user"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +27,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx"
 	_ "github.com/lib/pq"              // driver "postgres"
+	"github.com/pgsessions/pgstore/internal/pgcluster"
 )
 
 // Drivers are the database/sql drivers the suites run against.
@@ -35,7 +37,7 @@ var (
 	once      sync.Once
 	found     string
 	findErr   error
-	throwaway *Cluster
+	throwaway *pgcluster.Cluster
 )
 
 // DSN returns a URL for a reachable server, or an error that says how to get
@@ -66,14 +68,14 @@ func find() (string, error) {
 		return dsn, nil
 	}
 	var tried []string
-	for _, dsn := range LocalDSNs(os.Getenv) {
+	for _, dsn := range pgcluster.LocalDSNs(os.Getenv) {
 		err := ping(dsn)
 		if err == nil {
 			return dsn, nil
 		}
 		tried = append(tried, fmt.Sprintf("%s: %v", redact(dsn), err))
 	}
-	c, err := StartCluster()
+	c, err := pgcluster.StartCluster()
 	if err == nil {
 		throwaway = c
 		return c.DSN(), nil
@@ -82,56 +84,6 @@ func find() (string, error) {
 	return "", fmt.Errorf("no PostgreSQL server found; set DATABASE_URL (for example postgres://user@localhost:5432/db?sslmode=disable), "+
 		"run one on 127.0.0.1:5432 (or set PGHOST, PGPORT, PGUSER, PGDATABASE), or install the PostgreSQL server binaries (initdb, pg_ctl). Tried:\n  %s",
 		strings.Join(tried, "\n  "))
-}
-
-// LocalDSNs lists the local servers to try when DATABASE_URL is unset, in
-// order; the tests and the example app both use it. The server is at PGHOST
-// and PGPORT (default 127.0.0.1 and 5432; PGHOST may be a Unix socket
-// directory). The user is PGUSER, else the OS user, then postgres; for each
-// user, the database is PGDATABASE, else the one named after the user, then
-// postgres. getenv is os.Getenv, or a stand-in in tests.
-func LocalDSNs(getenv func(string) string) []string {
-	host, port := getenv("PGHOST"), getenv("PGPORT")
-	if host == "" {
-		host = "127.0.0.1"
-	}
-	if port == "" {
-		port = "5432"
-	}
-	first := getenv("PGUSER")
-	if first == "" {
-		if u, err := user.Current(); err == nil {
-			first = u.Username
-		}
-	}
-	var dsns []string
-	seen := make(map[string]bool)
-	for _, name := range []string{first, "postgres"} {
-		db := getenv("PGDATABASE")
-		if db == "" {
-			db = name
-		}
-		for _, db := range []string{db, "postgres"} {
-			if name == "" || db == "" {
-				continue
-			}
-			// A local server answers at once or not at all: wait 3 seconds.
-			q := url.Values{"sslmode": {"disable"}, "connect_timeout": {"3"}}
-			u := url.URL{Scheme: "postgres", User: url.User(name), Path: "/" + db}
-			if strings.HasPrefix(host, "/") { // a Unix socket directory
-				q.Set("host", host)
-				q.Set("port", port)
-			} else {
-				u.Host = net.JoinHostPort(host, port)
-			}
-			u.RawQuery = q.Encode()
-			if dsn := u.String(); !seen[dsn] {
-				seen[dsn] = true
-				dsns = append(dsns, dsn)
-			}
-		}
-	}
-	return dsns
 }
 
 func ping(dsn string) error {
@@ -251,9 +203,6 @@ func randomHex(n int) string {
 	}
 	return hex.EncodeToString(b)
 }
-
-// ErrNoBinaries means the PostgreSQL server binaries are not installed.
-var ErrNoBinaries = errors.New("initdb and pg_ctl not found on PATH or under /usr/lib/postgresql/*/bin")
 
 // HostPort returns the "host:port" of a URL or key=value DSN (default
 // 127.0.0.1:5432).

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/pgsessions/pgstore/internal/pgcluster"
 	"github.com/pgsessions/pgstore/internal/pgtest"
 )
 
@@ -46,8 +47,8 @@ func TestSkipOrFail(t *testing.T) {
 		{"", named, true},
 		{"false", named, true},
 		{"1", named, true},
-		{"1", fmt.Errorf("start a throwaway cluster: %w", pgtest.ErrNoBinaries), true},
-		{"", fmt.Errorf("start a throwaway cluster: %w", pgtest.ErrNoBinaries), false},
+		{"1", fmt.Errorf("start a throwaway cluster: %w", pgcluster.ErrNoBinaries), true},
+		{"", fmt.Errorf("start a throwaway cluster: %w", pgcluster.ErrNoBinaries), false},
 	} {
 		t.Run(fmt.Sprintf("CI=%q/%v", tc.ci, tc.err), func(t *testing.T) {
 			t.Setenv("CI", tc.ci)

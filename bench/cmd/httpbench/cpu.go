@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/pgsessions/pgstore/internal/cpustat"
+	"github.com/pgsessions/pgstore/bench/internal/cpustat"
 )
 
 // cpuSample is a snapshot of the CPU time used so far by the load generator

@@ -1,6 +1,6 @@
 //go:build !(linux || darwin || freebsd || openbsd || netbsd || dragonfly || illumos)
 
-package pgtest
+package pgcluster
 
 import "os"
 

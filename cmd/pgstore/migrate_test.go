@@ -19,34 +19,16 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
-	"go.uber.org/goleak"
 
 	"github.com/pgsessions/pgstore"
 	"github.com/pgsessions/pgstore/internal/pgtest"
 )
-
-// runMainEnv makes the test binary run the program itself, so that the
-// tests run it as users do: in a process of its own, which has none of the
-// tests' gob registrations.
-const runMainEnv = "PGSTORE_MIGRATE_RUN_MAIN"
-
-func TestMain(m *testing.M) {
-	if os.Getenv(runMainEnv) == "1" {
-		main()
-	}
-	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
-		pgtest.Stop() // the throwaway cluster pgtest.DSN may have started
-		os.Exit(code)
-	}))
-}
 
 const cookieName = "session"
 
@@ -153,26 +135,11 @@ func encodeAt(t *testing.T, name string, value any, hashKey, blockKey []byte, at
 	return base64.URLEncoding.EncodeToString(append([]byte(payload+"|"), mac.Sum(nil)...))
 }
 
-// runMigrate runs the program in a process of its own.
+// runMigrate runs pgstore migrate in a process of its own.
 func runMigrate(t *testing.T, args ...string) (out string, code int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], args...)
-	cmd.Env = append(os.Environ(), runMainEnv+"=1")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exit):
-		code = exit.ExitCode()
-	default:
-		t.Fatalf("run migrate: %v", err)
-	}
-	t.Logf("migrate %s\nexit %d\nstdout:\n%sstderr:\n%s", strings.Join(args, " "), code, stdout.String(), stderr.String())
-	return stdout.String() + stderr.String(), code
+	stdout, stderr, code := runCLI(t, append([]string{"migrate"}, args...)...)
+	return stdout + stderr, code
 }
 
 // load returns the session a request with cookie c gets from st.
@@ -265,7 +232,7 @@ func TestMigrate(t *testing.T) {
 	}
 
 	t.Run("dry run writes nothing", func(t *testing.T) {
-		out, code := runMigrate(t, args("-to-table", "dry_sessions", "-dry-run")...)
+		out, code := runMigrate(t, args("-table", "dry_sessions", "-dry-run")...)
 		if code != 1 || !strings.Contains(out, "would migrate 3, already present 0, skipped expired 1, failed 4") {
 			t.Fatalf("exit %d, output:\n%s", code, out)
 		}
@@ -312,7 +279,7 @@ func TestMigrate(t *testing.T) {
 		aliceID := antonID(t, alice, hashKey, blockKey)
 		var sess string
 		var sameExpiry bool
-		err := db.QueryRow(`SELECT n.sess::text, n.expire = (o.expires_on AT TIME ZONE 'UTC')
+		err := db.QueryRow(`SELECT n.sess::text, n.expire = date_trunc('milliseconds', o.expires_on AT TIME ZONE 'UTC')
 			FROM `+table("user_sessions")+` n JOIN `+table("http_sessions")+` o ON o.key = convert_to(n.sid, 'UTF8')
 			WHERE n.sid = $1`, aliceID).Scan(&sess, &sameExpiry)
 		if err != nil {
@@ -322,7 +289,7 @@ func TestMigrate(t *testing.T) {
 			t.Errorf("sess = %s, want %s", sess, want)
 		}
 		if !sameExpiry {
-			t.Error("expire is not expires_on as UTC wall-clock time")
+			t.Error("expire is not expires_on as UTC wall-clock time, to the millisecond")
 		}
 
 		// A migrated session is an ordinary one: its values are JSON
@@ -354,7 +321,7 @@ func TestMigrate(t *testing.T) {
 	})
 
 	t.Run("gob", func(t *testing.T) {
-		out, code := runMigrate(t, args("-codec", "gob", "-to-table", "gob_sessions", "-batch", "2")...)
+		out, code := runMigrate(t, args("-codec", "gob", "-table", "gob_sessions", "-batch", "2")...)
 		if code != 1 || !strings.Contains(out, "migrated 6, already present 0, skipped expired 1, failed 1") {
 			t.Fatalf("exit %d, output:\n%s", code, out)
 		}
@@ -399,14 +366,14 @@ func antonID(t *testing.T, c *http.Cookie, keyPairs ...[]byte) string {
 	return id
 }
 
-func TestFlags(t *testing.T) {
+func TestMigrateFlags(t *testing.T) {
 	key := hex.EncodeToString(hashKey)
 	for _, tc := range []struct {
 		args []string
 		code int
 		want string
 	}{
-		{[]string{"-h"}, exitOK, "Usage: migrate"},
+		{[]string{"-h"}, exitOK, "Usage: pgstore migrate"},
 		{[]string{"-hash-key", key}, exitUsage, "-cookie-name is required"},
 		{[]string{"-cookie-name", "s"}, exitUsage, "-hash-key is required"},
 		{[]string{"-cookie-name", "s", "-hash-key", key, "-codec", "xml"}, exitUsage, `-codec "xml"`},
@@ -416,7 +383,7 @@ func TestFlags(t *testing.T) {
 		{[]string{"-cookie-name", "s", "-hash-key", key, "extra"}, exitUsage, `unexpected argument "extra"`},
 	} {
 		var out bytes.Buffer
-		code := run(context.Background(), tc.args, &out, &out)
+		code := run(context.Background(), append([]string{"migrate"}, tc.args...), &out, &out)
 		if code != tc.code || !strings.Contains(out.String(), tc.want) {
 			t.Errorf("migrate %q: exit %d, output %q; want exit %d and %q", tc.args, code, out.String(), tc.code, tc.want)
 		}
@@ -450,23 +417,10 @@ func TestParseKey(t *testing.T) {
 	}
 }
 
-// The sess column is in the format pgstore writes (sess.go), and the gob
-// envelope is GobCodec's. TestMigrate checks that a Store reads both.
-func TestSessFormat(t *testing.T) {
-	object, err := pgstore.JSONCodec{}.Encode(map[any]any{"b": 1, "a": "x"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := sess(object, 1764230400), `{"_pgstore":{"created":1764230400},"a":"x","b":1}`; got != want {
-		t.Errorf("sess = %s, want %s", got, want)
-	}
-	if got, want := sess([]byte("{}"), 5), `{"_pgstore":{"created":5}}`; got != want {
-		t.Errorf("empty sess = %s, want %s", got, want)
-	}
-	if got, want := string(gobEnvelope([]byte{1, 2, 3})), `{"gob":"AQID"}`; got != want {
-		t.Errorf("gob envelope = %s, want %s", got, want)
-	}
-	gobbed, err := pgstore.GobCodec{}.Encode(map[any]any{"a": 1})
+// gobBytesCodec writes what GobCodec writes for the same values.
+func TestGobBytesCodec(t *testing.T) {
+	values := map[any]any{"a": 1}
+	gobbed, err := pgstore.GobCodec{}.Encode(values)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -474,8 +428,16 @@ func TestSessFormat(t *testing.T) {
 	if err := json.Unmarshal(gobbed, &env); err != nil {
 		t.Fatal(err)
 	}
-	if got := gobEnvelope(env.Gob); !bytes.Equal(got, gobbed) {
-		t.Errorf("gobEnvelope = %s, GobCodec wrote %s", got, gobbed)
+	got, err := gobBytesCodec{}.Encode(map[any]any{gobBytesKey{}: env.Gob})
+	if err != nil || !bytes.Equal(got, gobbed) {
+		t.Errorf("gobBytesCodec wrote %s, %v; GobCodec wrote %s", got, err, gobbed)
+	}
+	back := map[any]any{}
+	if err := (gobBytesCodec{}).Decode(got, back); err != nil || back["a"] != 1 {
+		t.Errorf("Decode = %v, %v", back, err)
+	}
+	if _, err := (gobBytesCodec{}).Encode(values); !errors.Is(err, pgstore.ErrEncode) {
+		t.Errorf("Encode of values that are not gob bytes: %v", err)
 	}
 }
 
@@ -505,5 +467,70 @@ func TestReportManyFailures(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "row id 101:") {
 		t.Error("more than maxListed rows listed")
+	}
+}
+
+// A session longer than -max-length (Config.MaxLength) is reported, in a
+// dry run too, and not written; a higher limit copies it.
+func TestMigrateMaxLength(t *testing.T) {
+	dsn := pgtest.Require(t)
+	db := pgtest.OpenDSN(t, "postgres", dsn)
+	schema := pgtest.Schema(t, db)
+	oldDB := pgtest.OpenDSN(t, "postgres", pgtest.WithParams(dsn, map[string]string{"options": "-c search_path=" + schema}))
+	if _, err := oldDB.Exec(antonDDL); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	big := newAntonStore(oldDB, hashKey, blockKey).save(t, map[any]any{"notes": strings.Repeat("n", 2000)}, now, now.Add(time.Hour))
+	args := []string{"-dsn", dsn, "-schema", schema, "-cookie-name", cookieName,
+		"-hash-key", hex.EncodeToString(hashKey), "-block-key", hex.EncodeToString(blockKey)}
+
+	for _, extra := range [][]string{{"-max-length", "1000", "-dry-run"}, {"-max-length", "1000"}} {
+		out, code := runMigrate(t, append(args, extra...)...)
+		if code != exitFailed || !strings.Contains(out, "Config.MaxLength is 1000 (raise -max-length") ||
+			!strings.Contains(out, " 0, already present 0, skipped expired 0, failed 1") {
+			t.Fatalf("%q: exit %d, output:\n%s", extra, code, out)
+		}
+	}
+	if n := count(t, db, qualified(schema, pgstore.DefaultTableName)); n != 0 {
+		t.Fatalf("%d rows written", n)
+	}
+	if out, code := runMigrate(t, args...); code != exitOK || !strings.Contains(out, "migrated 1, already present 0") {
+		t.Fatalf("exit %d, output:\n%s", code, out)
+	}
+	st := newStore(t, db, pgstore.Config{SchemaName: schema})
+	if _, s := load(t, st, big); len(fmt.Sprint(s.Values["notes"])) != 2000 {
+		t.Errorf("the large session: %v", s.Values)
+	}
+}
+
+// A row that expires between the read and its import counts as expired,
+// not failed: the run's cutoff is taken once, at the start.
+func TestMigrateExpiredDuringRun(t *testing.T) {
+	_, schema, st, db := testTable(t)
+	m := &migrator{st: st, db: db, to: qualified(schema, pgstore.DefaultTableName)}
+	var res result
+	batch := []row{
+		{srcID: 1, sid: "expired-meanwhile", values: map[any]any{"a": 1}, expires: time.Now().Add(-time.Second)},
+		{srcID: 2, sid: "still-live", values: map[any]any{"a": 1}, expires: time.Now().Add(time.Hour)},
+	}
+	if err := m.write(context.Background(), batch, true, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.expired != 1 || res.failed != 0 || res.migrated != 1 {
+		t.Errorf("result %+v; want 1 expired, 1 migrated, none failed", res)
+	}
+}
+
+// Failed rows are listed in the old table's order, whichever step refused
+// them (decoding, at the read, or Import, at the write).
+func TestReportOrder(t *testing.T) {
+	var r result
+	r.fail(5, "refused by Import")
+	r.fail(2, "failed to decode")
+	var out bytes.Buffer
+	r.print(&out, false)
+	if i, j := strings.Index(out.String(), "row id 2:"), strings.Index(out.String(), "row id 5:"); i < 0 || j < i {
+		t.Errorf("rows out of order:\n%s", out.String())
 	}
 }

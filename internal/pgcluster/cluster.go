@@ -1,6 +1,11 @@
-package pgtest
+// Package pgcluster starts throwaway PostgreSQL clusters and lists the local
+// servers to try, for the tests (through internal/pgtest) and for the example
+// app's development fallback. It is not part of pgstore's API, and it
+// imports no test packages, so that a program may link it.
+package pgcluster
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -46,6 +51,9 @@ func binDir() (string, error) {
 	}
 	return "", ErrNoBinaries
 }
+
+// ErrNoBinaries means the PostgreSQL server binaries are not installed.
+var ErrNoBinaries = errors.New("initdb and pg_ctl not found on PATH or under /usr/lib/postgresql/*/bin")
 
 func versionOf(binDir string) int {
 	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
