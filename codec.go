@@ -353,7 +353,7 @@ const gobMember = "gob"
 func (GobCodec) Encode(values map[any]any) ([]byte, error) {
 	var buf bytes.Buffer
 	if err := gob.NewEncoder(&buf).Encode(values); err != nil {
-		return nil, fmt.Errorf("%w: gob: %w", ErrEncode, err)
+		return nil, fmt.Errorf("%w: %w", ErrEncode, err) // gob's errors say "gob:"
 	}
 	out := make([]byte, 0, base64.StdEncoding.EncodedLen(buf.Len())+10)
 	out = append(out, `{"`+gobMember+`":"`...)
@@ -379,7 +379,7 @@ func (GobCodec) Decode(data []byte, values map[any]any) error {
 	}
 	m := make(map[any]any)
 	if err := gob.NewDecoder(bytes.NewReader(stream)).Decode(&m); err != nil {
-		return fmt.Errorf("%w: gob: %w", ErrCorrupt, err)
+		return fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	delete(obj, gobMember)
 	for k, v := range m {

@@ -52,7 +52,7 @@ func (st *Store) Import(ctx context.Context, id string, values map[any]any, crea
 	s := sessions.NewSession(st, "")
 	*s.Options = st.cfg.options
 	s.Values = values
-	sess, err := st.encode(s, meta{created: created.Unix()}, expires)
+	sess, err := st.encode(s, meta{created: created.Unix()}, expires, nil)
 	if err != nil {
 		return false, err
 	}
