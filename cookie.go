@@ -135,8 +135,9 @@ func legacyGobID(b []byte) (string, bool) {
 func (f *secureCookieFormat) idBytes() int { return nativeIDBytes }
 
 // setCookie sends the session cookie. Its Max-Age runs to exp, which may be
-// sooner than Options.MaxAge when the absolute timeout caps it.
-func (st *Store) setCookie(r *http.Request, w http.ResponseWriter, s *sessions.Session, value string, now, exp time.Time) {
+// sooner than Options.MaxAge when the absolute timeout caps it. priority is
+// the Priority attribute of a session Node made with one, or "".
+func (st *Store) setCookie(r *http.Request, w http.ResponseWriter, s *sessions.Session, value string, now, exp time.Time, priority string) {
 	opts := *s.Options
 	if opts.MaxAge > 0 {
 		if left := int(math.Ceil(exp.Sub(now).Seconds())); left < opts.MaxAge {
@@ -147,6 +148,12 @@ func (st *Store) setCookie(r *http.Request, w http.ResponseWriter, s *sessions.S
 		st.warnInsecure(r)
 	}
 	http.SetCookie(w, sessions.NewCookie(s.Name(), value, &opts))
+	if priority != "" {
+		// net/http has no Priority attribute; Node's sessions may carry one.
+		if h := w.Header()["Set-Cookie"]; len(h) > 0 {
+			h[len(h)-1] += "; Priority=" + priority
+		}
+	}
 }
 
 // warnInsecure logs, once per store, that a Secure cookie is being set in

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -97,20 +98,38 @@ func encodeURIComponent(s string) string {
 }
 
 // expressCookie is the "cookie" member express-session keeps in every
-// session. Node answers 500 for a session without it.
+// session. Node answers 500 for a session without it, and sets its own
+// Set-Cookie from it.
 type expressCookie struct {
 	// originalMaxAge in milliseconds; nil means a browser-session cookie.
 	originalMaxAge *int64
 	// expires is when the cookie expires; zero when originalMaxAge is nil.
 	expires time.Time
+	// partitioned is express-session's partitioned (CHIPS) flag.
+	partitioned bool
+	// other holds the fields the store does not set from sessions.Options
+	// (priority, and whatever later express-session versions add), written
+	// back as they were.
+	other map[string]any
 }
 
+// expressCookieFields are the fields of the cookie member the store
+// writes from the session's options.
+var expressCookieFields = []string{"originalMaxAge", "expires", "secure", "httpOnly", "domain", "path", "sameSite", "partitioned"}
+
 // appendExpressCookie writes the cookie member for a session with options o
-// whose cookie expires at expires (zero for a browser-session cookie).
-func appendExpressCookie(buf []byte, o *sessions.Options, expires time.Time) []byte {
+// whose cookie expires at expires (zero for a browser-session cookie). was
+// is the member as loaded (zero for a new session): its millisecond
+// lifetime is kept while o.MaxAge is that lifetime rounded up, and its
+// other fields are kept.
+func appendExpressCookie(buf []byte, o *sessions.Options, expires time.Time, was expressCookie) []byte {
 	buf = append(buf, `"cookie":{"originalMaxAge":`...)
 	if o.MaxAge > 0 {
-		buf = strconv.AppendInt(buf, int64(o.MaxAge)*1000, 10)
+		ms := int64(o.MaxAge) * 1000
+		if was.originalMaxAge != nil && was.maxAgeSeconds() == o.MaxAge {
+			ms = *was.originalMaxAge
+		}
+		buf = strconv.AppendInt(buf, ms, 10)
 		buf = append(buf, `,"expires":"`...)
 		buf = expires.UTC().AppendFormat(buf, "2006-01-02T15:04:05.000Z")
 		buf = append(buf, '"')
@@ -139,6 +158,15 @@ func appendExpressCookie(buf []byte, o *sessions.Options, expires time.Time) []b
 	case http.SameSiteNoneMode:
 		buf = append(buf, `,"sameSite":"none"`...)
 	}
+	if o.Partitioned {
+		buf = append(buf, `,"partitioned":true`...)
+	}
+	if len(was.other) > 0 {
+		if other, err := marshal(was.other); err == nil && len(other) > 2 {
+			buf = append(buf, ',')
+			buf = append(buf, other[1:len(other)-1]...)
+		}
+	}
 	return append(buf, '}')
 }
 
@@ -165,7 +193,31 @@ func parseExpressCookie(v any) (expressCookie, error) {
 		}
 		c.expires = t
 	}
+	c.partitioned, _ = m["partitioned"].(bool)
+	for k, v := range m {
+		if !slices.Contains(expressCookieFields, k) {
+			if c.other == nil {
+				c.other = make(map[string]any)
+			}
+			c.other[k] = v
+		}
+	}
 	return c, nil
+}
+
+// priority is the Priority attribute express-session sets from the
+// cookie's priority field ("High", "Medium" or "Low"), or "".
+func (c expressCookie) priority() string {
+	p, _ := c.other["priority"].(string)
+	switch strings.ToLower(p) {
+	case "high":
+		return "High"
+	case "medium":
+		return "Medium"
+	case "low":
+		return "Low"
+	}
+	return ""
 }
 
 // maxAgeSeconds converts originalMaxAge to a gorilla MaxAge: 0 for a

@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pgsessions/pgstore"
 )
@@ -179,6 +182,74 @@ func TestExpressGoValuesAfterNodeRewrite(t *testing.T) {
 			if !reflect.DeepEqual(s.Values[k], v[1]) {
 				t.Errorf("%s: Go stored %v (%T), read %#v after Node's rewrite, documented %#v (%T)", k, v[0], v[0], s.Values[k], v[1], v[1])
 			}
+		}
+	})
+}
+
+// Node's cookie fields survive Go's writes and Go honours them: a lifetime
+// in milliseconds that is not whole seconds stays as Node set it until Go
+// changes the lifetime, partitioned and priority stay in the row, and both
+// sides' Set-Cookie carry Partitioned and Priority.
+func TestExpressCookieFieldsKept(t *testing.T) {
+	t.Parallel()
+	schema := expressSchema(t)
+	const lifetimeMS = 3600500 // an hour and half a second
+	node := startExpress(t, schema, expressOptions{secrets: []string{newSecret},
+		maxAgeMS: strconv.Itoa(lifetimeMS), partitioned: true, priority: "high"})
+	zone := nodeTimeZone(t)
+	eachDriverInTurn(t, func(t *testing.T, _ string, db *sql.DB) {
+		clk := newClock(t, db)
+		st := newExpressStore(t, db, schema, []string{newSecret}, clk.hooks())
+		cookie, sid := node.login(t, "wes")
+		checkRow := func(when string) {
+			t.Helper()
+			row, _ := readRow(t, db, schema, zone, sid)
+			if row.cookie["originalMaxAge"] != float64(lifetimeMS) || row.cookie["partitioned"] != true ||
+				row.cookie["priority"] != "high" {
+				t.Errorf("%s: the row's cookie member is %v", when, row.cookie)
+			}
+		}
+		checkRow("Node's login")
+
+		r, s := goGet(t, st, cookie)
+		if s.Options.MaxAge != 3601 || !s.Options.Partitioned {
+			t.Errorf("Go's options for Node's session: MaxAge %d, Partitioned %v", s.Options.MaxAge, s.Options.Partitioned)
+		}
+		s.Values["theme"] = "dark"
+		goSave(t, st, r, s)
+		checkRow("Go's change")
+
+		clk.Advance(pgstore.DefaultTouchInterval + 5*time.Second)
+		r, s = goGet(t, st, cookie)
+		w := httptest.NewRecorder()
+		if err := st.Save(r, w, s); err != nil {
+			t.Fatal(err)
+		}
+		setCookie := w.Header().Get("Set-Cookie")
+		if !strings.Contains(setCookie, "; Partitioned") || !strings.Contains(setCookie, "; Priority=High") {
+			t.Errorf("Go's Set-Cookie on a touch: %s", setCookie)
+		}
+		checkRow("Go's touch")
+
+		req, _ := http.NewRequest(http.MethodPost, node.base+"/incr", nil)
+		req.Header.Set("Cookie", expressCookieName+"="+cookie)
+		resp, err := node.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if setCookie := resp.Header.Get("Set-Cookie"); resp.StatusCode != http.StatusOK ||
+			!strings.Contains(setCookie, "; Partitioned") || !strings.Contains(setCookie, "; Priority=High") {
+			t.Errorf("Node's answer after Go's writes: %d, Set-Cookie %s", resp.StatusCode, setCookie)
+		}
+		checkRow("Node's write after Go's")
+
+		// A lifetime Go changes is Go's, in whole seconds.
+		r, s = goGet(t, st, cookie)
+		s.Options.MaxAge = 7200
+		goSave(t, st, r, s)
+		if row, _ := readRow(t, db, schema, zone, sid); row.cookie["originalMaxAge"] != float64(7200000) {
+			t.Errorf("after Go set MaxAge 7200: originalMaxAge %v", row.cookie["originalMaxAge"])
 		}
 	})
 }

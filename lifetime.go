@@ -56,13 +56,13 @@ func (st *Store) touchWindow(o *sessions.Options) time.Duration {
 // expiry returns when a session written now expires, capped by the absolute
 // timeout.
 func (st *Store) expiry(now time.Time, o *sessions.Options, created int64) time.Time {
-	exp := now.Add(st.ttl(o))
+	exp := st.row.roundExpiry(now.Add(st.ttl(o)))
 	if st.cfg.absoluteTimeout > 0 {
 		if limit := time.Unix(created, 0).Add(st.cfg.absoluteTimeout); limit.Before(exp) {
-			exp = limit
+			exp = limit // whole seconds
 		}
 	}
-	return exp.Truncate(time.Millisecond)
+	return exp
 }
 
 // pastAbsoluteTimeout reports whether a session created at created (epoch

@@ -155,6 +155,10 @@ type expressOptions struct {
 	// maxAgeMS is COOKIE_MAX_AGE_MS: "" for the app's 30 days, "null" for
 	// a browser-session cookie.
 	maxAgeMS string
+	// partitioned and priority are COOKIE_PARTITIONED and COOKIE_PRIORITY:
+	// express-session's cookie options of those names.
+	partitioned bool
+	priority    string
 }
 
 // expressApp is a running Node process serving the app.
@@ -196,6 +200,8 @@ func startExpress(t *testing.T, schema string, o expressOptions) *expressApp {
 		"SESSION_SECRETS="+string(secrets),
 		"COOKIE_NAME="+expressCookieName,
 		"COOKIE_MAX_AGE_MS="+o.maxAgeMS,
+		"COOKIE_PARTITIONED="+strconv.FormatBool(o.partitioned),
+		"COOKIE_PRIORITY="+o.priority,
 		"PORT=0",
 	)
 	stdout := &portWriter{port: make(chan string, 1)}

@@ -467,6 +467,9 @@ func (st *Store) apply(s *sessions.Session, l *loaded) error {
 		// lifetime this store refuses to set: keep the session usable.
 		s.Options.MaxAge = int(min(int64(max(l.meta.maxAge, 0)), MaxMaxAge))
 	}
+	if l.meta.cookie.partitioned {
+		s.Options.Partitioned = true // Node's session asked for a partitioned cookie
+	}
 	s.ID = l.id
 	s.IsNew = false
 	return nil

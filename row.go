@@ -49,6 +49,8 @@ type rowFormat interface {
 	// takeMembers fills m from the store's members in the decoded values
 	// and removes them.
 	takeMembers(values map[any]any, m *meta) error
+	// roundExpiry rounds a session's expiry to what the format stores.
+	roundExpiry(exp time.Time) time.Time
 }
 
 // nativeRow keeps the session's lifetime in "_pgstore" only when it
@@ -74,6 +76,9 @@ func (nativeRow) takeMembers(values map[any]any, m *meta) error {
 	return nil
 }
 
+// roundExpiry keeps milliseconds, the precision of the cookie's Expires.
+func (nativeRow) roundExpiry(exp time.Time) time.Time { return exp.Truncate(time.Millisecond) }
+
 // expressRow keeps express-session's "cookie" member, whose originalMaxAge
 // carries the session's lifetime for both sides.
 type expressRow struct{}
@@ -85,7 +90,7 @@ func (expressRow) setMaxAge(m *meta, o *sessions.Options) {
 }
 
 func (expressRow) appendMembers(buf []byte, m meta, o *sessions.Options, cookieExpires time.Time) []byte {
-	buf = appendExpressCookie(buf, o, cookieExpires)
+	buf = appendExpressCookie(buf, o, cookieExpires, m.cookie)
 	return appendMeta(append(buf, ','), m, false)
 }
 
@@ -99,6 +104,16 @@ func (expressRow) takeMembers(values map[any]any, m *meta) error {
 	m.cookie = c
 	m.maxAge, m.hasMaxAge = c.maxAgeSeconds(), true
 	return nil
+}
+
+// roundExpiry rounds up to a whole second: connect-pg-simple judges a row
+// alive while expire >= now rounded up to a whole second, so an expiry with
+// a fraction would end the session on Node up to a second before Go.
+func (expressRow) roundExpiry(exp time.Time) time.Time {
+	if whole := exp.Truncate(time.Second); whole.Before(exp) {
+		return whole.Add(time.Second)
+	}
+	return exp
 }
 
 // appendMeta appends the "_pgstore" member and a comma.

@@ -120,12 +120,14 @@ func (st *Store) create(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 	}
 	now := st.dbNow()
 	m := meta{created: now.Unix()}
+	var old []byte
+	if l := recall(r, s); l != nil {
+		// Regenerate moves a loaded session: its values keep their text,
+		// and Node's cookie fields stay.
+		old, m.cookie = l.raw, l.meta.cookie
+	}
 	st.row.setMaxAge(&m, s.Options)
 	exp := st.expiry(now, s.Options, m.created)
-	var old []byte // Regenerate moves a loaded session: its values keep their text
-	if l := recall(r, s); l != nil {
-		old = l.raw
-	}
 	sess, err := st.encode(s, m, exp, old)
 	if err != nil {
 		return err
@@ -147,7 +149,7 @@ func (st *Store) create(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 	forget(r, s)
 	s.ID = id
 	s.IsNew = false
-	st.setCookie(r, w, s, cookie, now, exp)
+	st.setCookie(r, w, s, cookie, now, exp, m.cookie.priority())
 	st.remember(r, s, &loaded{id: id, raw: sess, expire: epoch(exp), meta: m})
 	return nil
 }
@@ -220,7 +222,7 @@ func (st *Store) update(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 		if err != nil {
 			return err
 		}
-		st.setCookie(r, w, s, cookie, now, exp)
+		st.setCookie(r, w, s, cookie, now, exp, m.cookie.priority())
 		l.oldKey = false
 	}
 	return nil

@@ -43,6 +43,12 @@ function readConfig(env) {
     }
   }
 
+  const partitioned = env.COOKIE_PARTITIONED === 'true';
+  const priority = env.COOKIE_PRIORITY || undefined;
+  if (priority !== undefined && !['low', 'medium', 'high'].includes(priority)) {
+    fail('COOKIE_PRIORITY must be low, medium or high');
+  }
+
   const rawPort = env.PORT === undefined || env.PORT === '' ? '0' : env.PORT;
   if (!/^\d+$/.test(rawPort) || Number(rawPort) > 65535) {
     fail('PORT must be an integer between 0 and 65535');
@@ -55,6 +61,8 @@ function readConfig(env) {
     secrets,
     cookieName: env.COOKIE_NAME || 'connect.sid',
     maxAge,
+    partitioned,
+    priority,
     port: Number(rawPort),
   };
 }
@@ -121,6 +129,8 @@ function buildApp(cfg, pool) {
       secure: false,
       path: '/',
       maxAge: cfg.maxAge,
+      partitioned: cfg.partitioned || undefined,
+      priority: cfg.priority,
     },
   }));
 
