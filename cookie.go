@@ -27,6 +27,9 @@ type cookieFormat interface {
 	decode(name, value string) (id string, current, ok bool)
 	// idBytes is how many random bytes a new ID has.
 	idBytes() int
+	// find returns the value of the cookie called name in r, as the
+	// format's own side reads it.
+	find(r *http.Request, name string) (string, bool)
 }
 
 // secureCookieFormat is gorilla's securecookie format: the ID is signed
@@ -133,6 +136,15 @@ func legacyGobID(b []byte) (string, bool) {
 }
 
 func (f *secureCookieFormat) idBytes() int { return nativeIDBytes }
+
+// find reads the cookie as net/http does: the first valid one of the name.
+func (f *secureCookieFormat) find(r *http.Request, name string) (string, bool) {
+	c, err := r.Cookie(name)
+	if err != nil {
+		return "", false
+	}
+	return c.Value, true
+}
 
 // setCookie sends the session cookie. Its Max-Age runs to exp, which may be
 // sooner than Options.MaxAge when the absolute timeout caps it. priority is

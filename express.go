@@ -76,6 +76,28 @@ func (f *expressFormat) decode(_, value string) (string, bool, bool) {
 
 func (f *expressFormat) idBytes() int { return expressIDBytes }
 
+// find reads the cookie as express-session does (through Node's cookie
+// package), so that both sides pick the same one: the first cookie of the
+// name, valid or not, its value trimmed of spaces and tabs and unquoted.
+// net/http would skip a first value holding a backslash or a quote and
+// take the next, and drop one with a tab.
+func (f *expressFormat) find(r *http.Request, name string) (string, bool) {
+	for _, line := range r.Header["Cookie"] {
+		for _, pair := range strings.Split(line, ";") {
+			k, v, ok := strings.Cut(pair, "=")
+			if !ok || strings.Trim(k, " \t") != name {
+				continue
+			}
+			v = strings.Trim(v, " \t")
+			if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+				v = v[1 : len(v)-1]
+			}
+			return v, true
+		}
+	}
+	return "", false
+}
+
 // encodeURIComponent escapes s as JavaScript's encodeURIComponent does,
 // which is how express-session writes its cookie values.
 func encodeURIComponent(s string) string {

@@ -540,6 +540,15 @@ func TestExpressCookieParsing(t *testing.T) {
 				{"unknown secret", "s:" + sid + "." + sign("someone else's secret", sid), false},
 				{"bad escape", "s%3" + sid, false},
 				{"empty", "", false},
+				// How the Cookie header is read: as Node's cookie package reads it.
+				{"leading space", " " + cookie, true},
+				{"leading tab", "\t" + cookie, true},
+				{"trailing space", cookie + " ", true},
+				{"quoted", `"` + cookie + `"`, true},
+				{"a second, garbage cookie of the name", cookie + "; " + expressCookieName + "=garbage", true},
+				{"a first cookie holding a backslash", `a\b; ` + expressCookieName + "=" + cookie, false},
+				{"a first cookie holding a quote", `a"b; ` + expressCookieName + "=" + cookie, false},
+				{"a first, garbage cookie of the name", "garbage; " + expressCookieName + "=" + cookie, false},
 			} {
 				proxy.Reset()
 				r := httptest.NewRequest(http.MethodGet, "http://example.test/", nil)

@@ -374,11 +374,11 @@ func (st *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 	*s.Options = st.cfg.options
 	s.IsNew = true
 
-	c, err := r.Cookie(name)
-	if err != nil {
+	value, found := st.format.find(r, name)
+	if !found {
 		return s, nil
 	}
-	id, current, ok := st.format.decode(name, c.Value)
+	id, current, ok := st.format.decode(name, value)
 	if !ok {
 		st.log.DebugContext(r.Context(), "pgstore: ignored a session cookie that failed verification", "cookie", name)
 		return s, nil

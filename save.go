@@ -71,8 +71,8 @@ func (st *Store) loadedFor(r *http.Request, s *sessions.Session) (*loaded, error
 	if err := st.decode(l.raw, make(map[any]any), &l.meta); err != nil {
 		return nil, err
 	}
-	if c, err := r.Cookie(s.Name()); err == nil {
-		_, current, ok := st.format.decode(s.Name(), c.Value)
+	if value, found := st.format.find(r, s.Name()); found {
+		_, current, ok := st.format.decode(s.Name(), value)
 		l.oldKey = ok && !current
 	}
 	st.remember(r, s, l)
@@ -254,8 +254,8 @@ func (st *Store) destroy(r *http.Request, w http.ResponseWriter, s *sessions.Ses
 	if id == "" {
 		// Get may have failed (the database was down) and handed out a new
 		// session; the request's cookie still names the session to end.
-		if c, err := r.Cookie(s.Name()); err == nil {
-			id, _, _ = st.format.decode(s.Name(), c.Value)
+		if value, found := st.format.find(r, s.Name()); found {
+			id, _, _ = st.format.decode(s.Name(), value)
 		}
 		if id == "" {
 			return nil
