@@ -155,6 +155,8 @@ type expressOptions struct {
 	// maxAgeMS is COOKIE_MAX_AGE_MS: "" for the app's 30 days, "null" for
 	// a browser-session cookie.
 	maxAgeMS string
+	// resave is express-session's resave option (SESSION_RESAVE).
+	resave bool
 }
 
 // expressApp is a running Node process serving the app.
@@ -196,6 +198,7 @@ func startExpress(t *testing.T, schema string, o expressOptions) *expressApp {
 		"SESSION_SECRETS="+string(secrets),
 		"COOKIE_NAME="+expressCookieName,
 		"COOKIE_MAX_AGE_MS="+o.maxAgeMS,
+		"SESSION_RESAVE="+strconv.FormatBool(o.resave),
 		"PORT=0",
 	)
 	stdout := &portWriter{port: make(chan string, 1)}

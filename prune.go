@@ -71,7 +71,7 @@ func (st *Store) deleteExpired(ctx context.Context, ex execer) (int64, error) {
 		}
 		total += n
 		if n < pruneBatch {
-			return total, nil
+			return total, st.deleteExpiredTombstones(ctx, ex)
 		}
 	}
 }

@@ -43,6 +43,11 @@ function readConfig(env) {
     }
   }
 
+  const rawResave = env.SESSION_RESAVE || 'false';
+  if (rawResave !== 'true' && rawResave !== 'false') {
+    fail('SESSION_RESAVE must be "true" or "false"');
+  }
+
   const rawPort = env.PORT === undefined || env.PORT === '' ? '0' : env.PORT;
   if (!/^\d+$/.test(rawPort) || Number(rawPort) > 65535) {
     fail('PORT must be an integer between 0 and 65535');
@@ -55,6 +60,7 @@ function readConfig(env) {
     secrets,
     cookieName: env.COOKIE_NAME || 'connect.sid',
     maxAge,
+    resave: rawResave === 'true',
     port: Number(rawPort),
   };
 }
@@ -112,7 +118,7 @@ function buildApp(cfg, pool) {
     store,
     name: cfg.cookieName,
     secret: cfg.secrets,
-    resave: false,
+    resave: cfg.resave,
     saveUninitialized: false,
     rolling: false,
     cookie: {
@@ -167,6 +173,46 @@ function buildApp(cfg, pool) {
     const counter = (req.session.counter || 0) + 1;
     req.session.counter = counter;
     res.json({ counter });
+  });
+
+  // Requests held between loading and saving their session, by token, so
+  // that a test can act on the session while a request is in flight.
+  const holds = new Map();
+  const HOLD_LIMIT_MS = 10000;
+
+  app.post('/hold', async (req, res) => {
+    const token = requireString(req.query, 'token');
+    const incr = req.query.incr === '1';
+    if (holds.has(token)) throw badRequest(`token "${token}" is already held`);
+    let timer;
+    const how = new Promise((resolve) => {
+      holds.set(token, resolve);
+      timer = setTimeout(() => resolve('timeout'), HOLD_LIMIT_MS);
+    });
+    // The first line goes out now: the session is loaded.
+    res.type('application/json');
+    res.write(JSON.stringify(describe(req)) + '\n');
+    const outcome = await how;
+    clearTimeout(timer);
+    holds.delete(token);
+    if (outcome !== 'released') {
+      res.end(JSON.stringify({ error: `not released within ${HOLD_LIMIT_MS} ms` }) + '\n');
+      return;
+    }
+    if (incr) req.session.counter = (req.session.counter || 0) + 1;
+    // express-session saves the session (or touches it) as the response ends.
+    res.end(JSON.stringify(describe(req)) + '\n');
+  });
+
+  app.post('/release', (req, res) => {
+    const token = requireString(req.query, 'token');
+    const release = holds.get(token);
+    if (!release) {
+      res.status(404).json({ error: `no request holds token "${token}"` });
+      return;
+    }
+    release('released');
+    res.json({ ok: true });
   });
 
   app.post('/logout', async (req, res) => {
