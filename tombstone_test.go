@@ -10,10 +10,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/pgsessions/pgstore"
+	"github.com/pgsessions/pgstore/internal/pgtest"
 )
 
 // heldRequest is a Node request that has loaded its session and waits,
@@ -177,4 +183,297 @@ func TestExpressLogoutFinalAgainstNodeInFlight(t *testing.T) {
 	}
 }
 
-var _ = pgstore.DefaultTableName
+// upsertLikeNode is the statement connect-pg-simple 10.0.0 saves a session
+// with: an insert that updates the row when the sid is there.
+func upsertLikeNode(table string) string {
+	return `INSERT INTO ` + table + ` (sess, expire, sid) SELECT $1, to_timestamp($2), $3
+		ON CONFLICT (sid) DO UPDATE SET sess = $1, expire = to_timestamp($2) RETURNING sid`
+}
+
+// nodeSave saves sid as connect-pg-simple would, alive for a day.
+func nodeSave(t *testing.T, q interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+}, table, sid string) {
+	t.Helper()
+	if _, err := q.ExecContext(context.Background(), upsertLikeNode(table), `{"cookie":{},"user":"u"}`,
+		time.Now().Add(24*time.Hour).Unix(), sid); err != nil {
+		t.Fatalf("save like Node: %v", err)
+	}
+}
+
+func sessionExists(t *testing.T, db *sql.DB, table, sid string) bool {
+	t.Helper()
+	var ok bool
+	if err := db.QueryRow(`SELECT EXISTS (SELECT 1 FROM `+table+` WHERE sid = $1)`, sid).Scan(&ok); err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+func newExpressTestStore(t *testing.T, db *sql.DB, schema, table string) *pgstore.Store {
+	t.Helper()
+	return newTestStore(t, db, pgstore.Config{SchemaName: schema, TableName: table, ExpressSecrets: []string{newSecret}})
+}
+
+// A Node save that reaches the unique index while a delete of the same
+// sid is still uncommitted waits for it, then inserts: the tombstone must
+// be checked after that wait, not before the insert (a BEFORE INSERT
+// trigger would have looked while the delete's tombstone was invisible).
+func TestTombstoneCheckedAfterConcurrentDelete(t *testing.T) {
+	eachDriver(t, func(t *testing.T, db *sql.DB) {
+		schema := pgtest.Schema(t, db)
+		newExpressTestStore(t, db, schema, pgstore.DefaultTableName)
+		table := qualified(schema, pgstore.DefaultTableName)
+		ctx := ctxTimeout(t)
+		nodeSave(t, db, table, "s1")
+
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE sid = 's1'`); err != nil {
+			t.Fatal(err)
+		}
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		var pid int
+		if err := conn.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		saved := make(chan error, 1)
+		go func() {
+			_, err := conn.ExecContext(ctx, upsertLikeNode(table), `{"cookie":{}}`, time.Now().Add(time.Hour).Unix(), "s1")
+			saved <- err
+		}()
+		// Wait (bounded by ctx) until the save waits for the delete.
+		for blocked := false; !blocked; {
+			select {
+			case err := <-saved:
+				t.Fatalf("the save did not wait for the delete: %v", err)
+			default:
+			}
+			if err := db.QueryRowContext(ctx, `SELECT cardinality(pg_blocking_pids($1)) > 0`, pid).Scan(&blocked); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-saved; err != nil {
+			t.Fatalf("the save: %v", err)
+		}
+		if sessionExists(t, db, table, "s1") {
+			t.Error("a save that waited for the delete brought the session back")
+		}
+	})
+}
+
+// Tombstones are written for live sessions only, last an hour, are then
+// ignored, and are pruned with expired sessions.
+func TestTombstoneLifetime(t *testing.T) {
+	eachDriver(t, func(t *testing.T, db *sql.DB) {
+		schema := pgtest.Schema(t, db)
+		st := newExpressTestStore(t, db, schema, pgstore.DefaultTableName)
+		table := qualified(schema, pgstore.DefaultTableName)
+		tombs := qualified(schema, pgstore.DefaultTableName+"_tombstones")
+		ctx := ctxTimeout(t)
+		nodeSave(t, db, table, "live")
+		nodeSave(t, db, table, "dead")
+		if _, err := db.Exec(`UPDATE ` + table + ` SET expire = expire - interval '2 days' WHERE sid = 'dead'`); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := st.Prune(ctx); err != nil || n != 1 {
+			t.Fatalf("Prune: %d, %v", n, err)
+		}
+		if _, err := db.Exec(`DELETE FROM ` + table + ` WHERE sid = 'live'`); err != nil {
+			t.Fatal(err)
+		}
+		var sids string
+		var hour bool
+		if err := db.QueryRow(`SELECT string_agg(sid, ','), bool_and(expire BETWEEN now() + interval '59 minutes' AND now() + interval '61 minutes') FROM `+tombs).Scan(&sids, &hour); err != nil {
+			t.Fatal(err)
+		}
+		if sids != "live" || !hour {
+			t.Fatalf("tombstones %q (an hour: %v), want live's alone, for an hour", sids, hour)
+		}
+		nodeSave(t, db, table, "live")
+		if sessionExists(t, db, table, "live") {
+			t.Fatal("a tombstoned session came back")
+		}
+		nodeSave(t, db, table, "dead")
+		if !sessionExists(t, db, table, "dead") {
+			t.Fatal("a pruned session has a tombstone")
+		}
+
+		if _, err := db.Exec(`UPDATE ` + tombs + ` SET expire = now() - interval '1 second'`); err != nil {
+			t.Fatal(err)
+		}
+		nodeSave(t, db, table, "live")
+		if !sessionExists(t, db, table, "live") {
+			t.Error("an expired tombstone still refuses the session")
+		}
+		if _, err := st.Prune(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := rowCount(t, db, schema, pgstore.DefaultTableName+"_tombstones"); n != 0 {
+			t.Errorf("%d tombstones left after Prune, want 0", n)
+		}
+	})
+}
+
+// Native mode installs nothing: no other writer re-inserts its sessions.
+func TestNativeModeHasNoTombstones(t *testing.T) {
+	db := sharedDB(t, "postgres")
+	schema := pgtest.Schema(t, db)
+	newTestStore(t, db, pgstore.Config{SchemaName: schema})
+	var triggers int
+	var tombs bool
+	if err := db.QueryRow(`SELECT (SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass($1)), to_regclass($2) IS NOT NULL`,
+		qualified(schema, pgstore.DefaultTableName), qualified(schema, pgstore.DefaultTableName+"_tombstones")).Scan(&triggers, &tombs); err != nil {
+		t.Fatal(err)
+	}
+	if triggers != 0 || tombs {
+		t.Errorf("native mode: %d triggers, tombstone table %v", triggers, tombs)
+	}
+}
+
+// Express stores starting at once create the tombstones once, without
+// errors.
+func TestConcurrentTombstoneCreation(t *testing.T) {
+	eachDriver(t, func(t *testing.T, db *sql.DB) {
+		for round := 0; round < 3; round++ {
+			schema := pgtest.Schema(t, db)
+			const n = 8
+			var wg sync.WaitGroup
+			errs := make(chan error, n)
+			start := make(chan struct{})
+			for i := 0; i < n; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					st, err := pgstore.New(db, pgstore.Config{ExpressSecrets: []string{newSecret}, SchemaName: schema, PruneInterval: -1})
+					if err != nil {
+						errs <- err
+						return
+					}
+					errs <- st.Close()
+				}()
+			}
+			close(start)
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Fatalf("round %d: concurrent New: %v", round, err)
+				}
+			}
+		}
+	})
+}
+
+// Strange and long names are quoted, and long ones get tombstone tables
+// of their own.
+func TestTombstoneNames(t *testing.T) {
+	db := sharedDB(t, "postgres")
+	schema := pgtest.Schema(t, db) + ` we"ird'; schema`
+	if _, err := db.Exec(`CREATE SCHEMA ` + qualified("", schema)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Exec(`DROP SCHEMA ` + qualified("", schema) + ` CASCADE`) })
+	long := strings.Repeat("s", 62)
+	for _, name := range []string{`user "sessions"'; DROP TABLE x; --`, long + "1", long + "2", strings.Repeat("é", 31)} {
+		newExpressTestStore(t, db, schema, name)
+		table := qualified(schema, name)
+		nodeSave(t, db, table, "x")
+		if _, err := db.Exec(`DELETE FROM ` + table); err != nil {
+			t.Fatal(err)
+		}
+		nodeSave(t, db, table, "x")
+		if sessionExists(t, db, table, "x") {
+			t.Errorf("table %q: a tombstoned session came back", name)
+		}
+		newExpressTestStore(t, db, schema, name) // finds them
+	}
+	var tables int
+	if err := db.QueryRow(`SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename LIKE '%tombstones'`, schema).Scan(&tables); err != nil {
+		t.Fatal(err)
+	}
+	if tables != 4 {
+		t.Errorf("%d tombstone tables for 4 session tables", tables)
+	}
+}
+
+// With SkipCreateTable, New refuses a table without tombstones and says
+// what to run; doing what it says (twice: the file is idempotent) makes
+// what New would have made.
+func TestTombstonesSkipCreateTable(t *testing.T) {
+	db := sharedDB(t, "postgres")
+	byHand := pgtest.Schema(t, db)
+	newTestStore(t, db, pgstore.Config{SchemaName: byHand}) // the table alone
+	cfg := pgstore.Config{SchemaName: byHand, ExpressSecrets: []string{newSecret}, SkipCreateTable: true, PruneInterval: -1}
+	_, err := pgstore.New(db, cfg)
+	if err == nil {
+		t.Fatal("New with SkipCreateTable accepted a table without tombstones")
+	}
+	m := regexp.MustCompile(`run tombstones.sql with "public"."user_sessions_tombstones" replaced by (.+), "public"."user_sessions" by (.+) and 'UTC' by (.+) \(`).FindStringSubmatch(err.Error())
+	if m == nil {
+		t.Fatalf("New's error does not say what to run: %v", err)
+	}
+	ddl, err := os.ReadFile("tombstones.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := strings.NewReplacer(`"public"."user_sessions_tombstones"`, m[1], `"public"."user_sessions"`, m[2], `'UTC'`, m[3]).Replace(string(ddl))
+	for i := 0; i < 2; i++ {
+		if _, err := db.Exec(script); err != nil {
+			t.Fatalf("tombstones.sql, run %d: %v", i+1, err)
+		}
+	}
+	st, err := pgstore.New(db, cfg)
+	if err != nil {
+		t.Fatalf("New after tombstones.sql: %v", err)
+	}
+	st.Close()
+
+	// A missing trigger counts as missing tombstones, and running the
+	// file again puts it back.
+	for _, trigger := range []string{"pgstore_tombstone_record", "pgstore_tombstone_check"} {
+		if _, err := db.Exec(`DROP TRIGGER ` + trigger + ` ON ` + qualified(byHand, pgstore.DefaultTableName)); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := pgstore.New(db, cfg); err == nil {
+			st.Close()
+			t.Errorf("New with SkipCreateTable accepted a table without trigger %s", trigger)
+		}
+		if _, err := db.Exec(script); err != nil {
+			t.Fatalf("tombstones.sql again: %v", err)
+		}
+	}
+
+	byNew := pgtest.Schema(t, db)
+	newExpressTestStore(t, db, byNew, pgstore.DefaultTableName)
+	if got, want := describeTombstones(t, db, byNew), describeTombstones(t, db, byHand); got != want {
+		t.Errorf("New made\n%s\ntombstones.sql made\n%s", got, want)
+	}
+}
+
+// describeTombstones lists the tombstone objects of schema's default
+// table, with the schema's name taken out.
+func describeTombstones(t *testing.T, db *sql.DB, schema string) string {
+	t.Helper()
+	var desc string
+	err := db.QueryRow(`SELECT
+		(SELECT string_agg(pg_get_triggerdef(oid), E'\n' ORDER BY tgname) FROM pg_trigger WHERE tgrelid = to_regclass($1)) || E'\n' ||
+		pg_get_functiondef(to_regprocedure($2 || '()')) || E'\n' ||
+		(SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = to_regclass($2) AND attnum > 0)`,
+		qualified(schema, pgstore.DefaultTableName), qualified(schema, pgstore.DefaultTableName+"_tombstones")).Scan(&desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.ReplaceAll(desc, schema, "SCHEMA")
+}
