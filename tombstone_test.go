@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -181,6 +182,48 @@ func TestExpressLogoutFinalAgainstNodeInFlight(t *testing.T) {
 			})
 		})
 	}
+}
+
+// The other way round: a Go request in flight when Node logs the session
+// out cannot bring it back either, because Go's writes of a loaded session
+// (the update in Save, the delete-then-insert of Regenerate) only act on a
+// row that is there and alive.
+func TestExpressGoInFlightAgainstNodeLogout(t *testing.T) {
+	t.Parallel()
+	schema := expressSchema(t)
+	node := startExpress(t, schema, expressOptions{secrets: []string{newSecret}})
+	zone := nodeTimeZone(t)
+	eachDriverInTurn(t, func(t *testing.T, drv string, db *sql.DB) {
+		st := newExpressStore(t, db, schema, []string{newSecret})
+		cookie, sid := node.login(t, "in-flight-"+drv)
+		saveReq, saving := goGet(t, st, cookie)
+		regenReq, regenerating := goGet(t, st, cookie)
+		if saving.IsNew || regenerating.IsNew {
+			t.Fatal("Go did not load Node's session")
+		}
+		node.call(t, http.MethodPost, "/logout", cookie, nil)
+
+		saving.Values["cart"] = "book"
+		if err := st.Save(saveReq, httptest.NewRecorder(), saving); !errors.Is(err, pgstore.ErrSessionNotFound) {
+			t.Errorf("Save after Node's logout: %v, want ErrSessionNotFound", err)
+		}
+		w := httptest.NewRecorder()
+		if err := st.Regenerate(regenReq, w, regenerating); !errors.Is(err, pgstore.ErrSessionNotFound) {
+			t.Errorf("Regenerate after Node's logout: %v, want ErrSessionNotFound", err)
+		}
+		if c := responseCookie(w, expressCookieName); c != nil {
+			t.Errorf("Regenerate after Node's logout set a cookie: %v", c)
+		}
+		if _, ok := readRow(t, db, schema, zone, sid); ok {
+			t.Error("the session Node logged out is back")
+		}
+		if n := rowCount(t, db, schema, pgstore.DefaultTableName); n != 0 {
+			t.Errorf("%d rows after Node's logout, want 0", n)
+		}
+		if w := node.whoami(t, cookie); w.User != nil {
+			t.Errorf("Node logs the old cookie in again: %+v", w)
+		}
+	})
 }
 
 // upsertLikeNode is the statement connect-pg-simple 10.0.0 saves a session
@@ -386,7 +429,7 @@ func TestTombstoneNames(t *testing.T) {
 	}
 	t.Cleanup(func() { db.Exec(`DROP SCHEMA ` + qualified("", schema) + ` CASCADE`) })
 	long := strings.Repeat("s", 62)
-	for _, name := range []string{`user "sessions"'; DROP TABLE x; --`, long + "1", long + "2", strings.Repeat("é", 31)} {
+	for _, name := range []string{`user "sessions"'; DROP TABLE x; --\`, long + "1", long + "2", strings.Repeat("é", 31)} {
 		newExpressTestStore(t, db, schema, name)
 		table := qualified(schema, name)
 		nodeSave(t, db, table, "x")
