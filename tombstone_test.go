@@ -226,6 +226,51 @@ func TestExpressGoInFlightAgainstNodeLogout(t *testing.T) {
 	})
 }
 
+// A role that does not own the table (as when connect-pg-simple made it)
+// cannot install the tombstones and is told what to do; once the owner
+// has, it works, and saves and deletes by a role with no grant on the
+// tombstone table (Node's, say) go through the SECURITY DEFINER function.
+func TestTombstonesAndRoles(t *testing.T) {
+	db := sharedDB(t, "postgres")
+	dsn, _ := pgtest.DSN()
+	schema := pgtest.Schema(t, db)
+	role := "pgstore_app_" + strings.ReplaceAll(schema, "pgstore_test_", "")
+	if _, err := db.Exec(`CREATE ROLE "` + role + `" LOGIN`); err != nil {
+		pgtest.SkipOrFail(t, fmt.Errorf("cannot create a role here: %w", err))
+	}
+	t.Cleanup(func() {
+		db.Exec(`DROP OWNED BY "` + role + `"`)
+		db.Exec(`DROP ROLE "` + role + `"`)
+	})
+	newTestStore(t, db, pgstore.Config{SchemaName: schema}) // the table, owned by the test's role
+	table := qualified(schema, pgstore.DefaultTableName)
+	for _, stmt := range []string{
+		`GRANT USAGE, CREATE ON SCHEMA "` + schema + `" TO "` + role + `"`,
+		`GRANT SELECT, INSERT, UPDATE, DELETE ON ` + table + ` TO "` + role + `"`,
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appDB := pgtest.OpenDSN(t, "postgres", withUser(dsn, role))
+	cfg := pgstore.Config{SchemaName: schema, ExpressSecrets: []string{newSecret}, PruneInterval: -1}
+	_, err := pgstore.New(appDB, cfg)
+	if err == nil || !strings.Contains(err.Error(), "run tombstones.sql as the table's owner") || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("New by a role that does not own the table: %v", err)
+	}
+
+	newExpressTestStore(t, db, schema, pgstore.DefaultTableName) // the owner installs them
+	newTestStore(t, appDB, cfg)
+	nodeSave(t, appDB, table, "r")
+	if _, err := appDB.Exec(`DELETE FROM ` + table + ` WHERE sid = 'r'`); err != nil {
+		t.Fatalf("delete by a role without grants on the tombstones: %v", err)
+	}
+	nodeSave(t, appDB, table, "r")
+	if sessionExists(t, db, table, "r") {
+		t.Error("a tombstoned session came back")
+	}
+}
+
 // upsertLikeNode is the statement connect-pg-simple 10.0.0 saves a session
 // with: an insert that updates the row when the sid is there.
 func upsertLikeNode(table string) string {
