@@ -76,7 +76,9 @@ type Config struct {
 	// ExpressSecrets switches the store to express-session's cookie and row
 	// format, so a Go service and an Express service can share one table and
 	// one cookie. The first secret signs; every secret verifies. When set,
-	// KeyPairs is ignored and the codec must be the default JSON codec.
+	// KeyPairs is ignored and the codec must be the default JSON codec, and
+	// New installs tombstones.sql's triggers, which keep a logout final
+	// against Node's saves (docs/express.md).
 	//
 	// Default: nil (securecookie cookies, the store's own row format).
 	ExpressSecrets []string
@@ -102,8 +104,10 @@ type Config struct {
 	Options *sessions.Options
 
 	// SkipCreateTable stops New from creating the table (and its expire
-	// index) when missing. Set it when the table is managed by migrations;
-	// New then fails if the table does not exist. Default: false (create it).
+	// index) when missing, and in Express mode the tombstones of
+	// tombstones.sql. Set it when the table is managed by migrations; New
+	// then fails if the table, or in Express mode its tombstones, do not
+	// exist. Default: false (create them).
 	SkipCreateTable bool
 
 	// PruneInterval is the mean time between background deletions of

@@ -159,6 +159,8 @@ type expressOptions struct {
 	// express-session's cookie options of those names.
 	partitioned bool
 	priority    string
+	// resave is express-session's resave option (SESSION_RESAVE).
+	resave bool
 }
 
 // expressApp is a running Node process serving the app.
@@ -202,6 +204,7 @@ func startExpress(t *testing.T, schema string, o expressOptions) *expressApp {
 		"COOKIE_MAX_AGE_MS="+o.maxAgeMS,
 		"COOKIE_PARTITIONED="+strconv.FormatBool(o.partitioned),
 		"COOKIE_PRIORITY="+o.priority,
+		"SESSION_RESAVE="+strconv.FormatBool(o.resave),
 		"PORT=0",
 	)
 	stdout := &portWriter{port: make(chan string, 1)}

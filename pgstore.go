@@ -51,6 +51,7 @@ type Store struct {
 	cfg    settings
 	format cookieFormat // the cookie: securecookie's or express-session's
 	row    rowFormat    // the store's own members in sess
+	tomb   tombstones   // Express mode's tombstone table; zero in native mode
 	log    *slog.Logger
 
 	// Seams for tests: the clock and the random source.
@@ -240,6 +241,11 @@ func (st *Store) setup(ctx context.Context) error {
 		return err
 	} else if !exists {
 		return fmt.Errorf("pgstore: table %s does not exist and Config.SkipCreateTable is set: create it with schema.sql", st.cfg.qualifiedTable())
+	}
+	if st.cfg.express {
+		if err := st.ensureTombstones(qctx); err != nil {
+			return err
+		}
 	}
 	if err := st.checkExpireIndex(qctx); err != nil {
 		return err

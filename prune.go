@@ -14,7 +14,8 @@ import (
 // or a long snapshot while requests are served.
 const pruneBatch = 1000
 
-// Prune deletes expired rows now and returns how many it deleted. It works
+// Prune deletes expired rows now and returns how many it deleted; in
+// Express mode it then deletes expired tombstones, not counted. It works
 // in batches through the expire index and skips rows that other
 // transactions hold, so it can run beside the background pruner and other
 // stores. Call it from cron (with Config.PruneInterval negative) if you
@@ -71,7 +72,7 @@ func (st *Store) deleteExpired(ctx context.Context, ex execer) (int64, error) {
 		}
 		total += n
 		if n < pruneBatch {
-			return total, nil
+			return total, st.deleteExpiredTombstones(ctx, ex)
 		}
 	}
 }

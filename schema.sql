@@ -8,7 +8,8 @@
 -- user_sessions_pkey and user_sessions_expire_idx (unless another relation
 -- in the schema already has one), so migrations can refer to them by name.
 -- Run it yourself, for example with psql -f schema.sql, when the
--- application's role may not create tables.
+-- application's role may not create tables. In Express mode (sharing the
+-- table with Node) New also needs tombstones.sql; see its header.
 
 CREATE TABLE IF NOT EXISTS "user_sessions" (
   "sid" varchar NOT NULL COLLATE "default",

@@ -48,6 +48,10 @@ function readConfig(env) {
   if (priority !== undefined && !['low', 'medium', 'high'].includes(priority)) {
     fail('COOKIE_PRIORITY must be low, medium or high');
   }
+  const rawResave = env.SESSION_RESAVE || 'false';
+  if (rawResave !== 'true' && rawResave !== 'false') {
+    fail('SESSION_RESAVE must be "true" or "false"');
+  }
 
   const rawPort = env.PORT === undefined || env.PORT === '' ? '0' : env.PORT;
   if (!/^\d+$/.test(rawPort) || Number(rawPort) > 65535) {
@@ -63,6 +67,7 @@ function readConfig(env) {
     maxAge,
     partitioned,
     priority,
+    resave: rawResave === 'true',
     port: Number(rawPort),
   };
 }
@@ -120,7 +125,7 @@ function buildApp(cfg, pool) {
     store,
     name: cfg.cookieName,
     secret: cfg.secrets,
-    resave: false,
+    resave: cfg.resave,
     saveUninitialized: false,
     rolling: false,
     cookie: {
@@ -186,6 +191,46 @@ function buildApp(cfg, pool) {
     const counter = (req.session.counter || 0) + 1;
     req.session.counter = counter;
     res.json({ counter });
+  });
+
+  // Requests held between loading and saving their session, by token, so
+  // that a test can act on the session while a request is in flight.
+  const holds = new Map();
+  const HOLD_LIMIT_MS = 10000;
+
+  app.post('/hold', async (req, res) => {
+    const token = requireString(req.query, 'token');
+    const incr = req.query.incr === '1';
+    if (holds.has(token)) throw badRequest(`token "${token}" is already held`);
+    let timer;
+    const how = new Promise((resolve) => {
+      holds.set(token, resolve);
+      timer = setTimeout(() => resolve('timeout'), HOLD_LIMIT_MS);
+    });
+    // The first line goes out now: the session is loaded.
+    res.type('application/json');
+    res.write(JSON.stringify(describe(req)) + '\n');
+    const outcome = await how;
+    clearTimeout(timer);
+    holds.delete(token);
+    if (outcome !== 'released') {
+      res.end(JSON.stringify({ error: `not released within ${HOLD_LIMIT_MS} ms` }) + '\n');
+      return;
+    }
+    if (incr) req.session.counter = (req.session.counter || 0) + 1;
+    // express-session saves the session (or touches it) as the response ends.
+    res.end(JSON.stringify(describe(req)) + '\n');
+  });
+
+  app.post('/release', (req, res) => {
+    const token = requireString(req.query, 'token');
+    const release = holds.get(token);
+    if (!release) {
+      res.status(404).json({ error: `no request holds token "${token}"` });
+      return;
+    }
+    release('released');
+    res.json({ ok: true });
   });
 
   app.post('/logout', async (req, res) => {
