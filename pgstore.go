@@ -241,6 +241,9 @@ func (st *Store) setup(ctx context.Context) error {
 	} else if !exists {
 		return fmt.Errorf("pgstore: table %s does not exist and Config.SkipCreateTable is set: create it with schema.sql", st.cfg.qualifiedTable())
 	}
+	if err := st.ensureSessText(qctx); err != nil {
+		return err
+	}
 	if err := st.checkExpireIndex(qctx); err != nil {
 		return err
 	}
