@@ -26,6 +26,9 @@
 SET client_min_messages = warning;
 CREATE SCHEMA :"schema";
 SET search_path = :"schema";
+-- The function Revoke reads sess through, from schema.sql (whose table
+-- comes along, unused here).
+\ir ../../schema.sql
 
 CREATE TABLE by_sid ("sid" varchar NOT NULL COLLATE "default", "sess" json NOT NULL,
   "expire" timestamp(6) NOT NULL, PRIMARY KEY ("sid")) PARTITION BY HASH ("sid");

@@ -29,6 +29,11 @@ CREATE SCHEMA :"schema";
 CREATE TABLE :"schema".user_sessions ("sid" varchar NOT NULL COLLATE "default", "sess" json NOT NULL,
   "expire" timestamp(6) NOT NULL, PRIMARY KEY ("sid"));
 CREATE INDEX ON :"schema".user_sessions ("expire");
+-- The function Revoke reads sess through, from schema.sql (whose table
+-- this script has just made).
+SET search_path = :"schema";
+\ir ../../schema.sql
+RESET search_path;
 INSERT INTO :"schema".user_sessions VALUES ('live', '{"user_id":1}', now() AT TIME ZONE 'UTC' + interval '1 day'),
   ('old', '{}', now() AT TIME ZONE 'UTC' - interval '1 day');
 
@@ -64,7 +69,7 @@ SELECT pg_try_advisory_lock(:lockkey) AS locked;
 DELETE FROM user_sessions WHERE sid = ANY(ARRAY(SELECT sid FROM user_sessions
   WHERE expire < (to_timestamp(extract(epoch FROM now())) AT TIME ZONE 'UTC') ORDER BY expire LIMIT 1000 FOR UPDATE SKIP LOCKED));
 SELECT pg_advisory_unlock(:lockkey) AS unlocked;
-DELETE FROM user_sessions WHERE sess ->> 'user_id' = '1';
+DELETE FROM user_sessions WHERE pgstore_sess_text(sess, 'user_id') = '1' AND sid <> '';
 ROLLBACK;
 BEGIN;
 SELECT pg_advisory_xact_lock(:xactkey);
