@@ -102,8 +102,10 @@ type Config struct {
 	Options *sessions.Options
 
 	// SkipCreateTable stops New from creating the table (and its expire
-	// index) when missing. Set it when the table is managed by migrations;
-	// New then fails if the table does not exist. Default: false (create it).
+	// index) when missing, and the function pgstore_sess_text that Revoke
+	// reads sess through. Set it when they are managed by migrations (from
+	// schema.sql); New then fails if either does not exist. Default: false
+	// (create them).
 	SkipCreateTable bool
 
 	// PruneInterval is the mean time between background deletions of

@@ -82,8 +82,9 @@ type statements struct {
 }
 
 // New returns a Store on db, which it never closes. It validates cfg, creates
-// the table unless cfg.SkipCreateTable, prepares its statements and starts the
-// background pruner. Setup queries are bounded by Config.QueryTimeout; use
+// the table and the function Revoke reads sess through (schema.sql) unless
+// cfg.SkipCreateTable, prepares its statements and starts the background
+// pruner. Setup queries are bounded by Config.QueryTimeout; use
 // NewContext to bound them by a context of your own.
 func New(db *sql.DB, cfg Config) (*Store, error) {
 	return NewContext(context.Background(), db, cfg)
