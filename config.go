@@ -104,10 +104,11 @@ type Config struct {
 	Options *sessions.Options
 
 	// SkipCreateTable stops New from creating the table (and its expire
-	// index) when missing, and in Express mode the tombstones of
-	// tombstones.sql. Set it when the table is managed by migrations; New
-	// then fails if the table, or in Express mode its tombstones, do not
-	// exist. Default: false (create them).
+	// index) when missing, the function pgstore_sess_text that Revoke
+	// reads sess through, and in Express mode the tombstones of
+	// tombstones.sql. Set it when they are managed by migrations (from
+	// schema.sql and tombstones.sql); New then fails if any of them does
+	// not exist. Default: false (create them).
 	SkipCreateTable bool
 
 	// PruneInterval is the mean time between background deletions of

@@ -46,3 +46,6 @@ func (st *Store) LockKey(purpose string) int64 { return st.cfg.lockKey(purpose) 
 
 // PruneSQL is the statement that deletes one batch of expired rows.
 func (st *Store) PruneSQL() string { return st.cfg.pruneSQL() }
+
+// RevokeSQL is the statement Revoke and RevokeOthers send for key.
+func (st *Store) RevokeSQL(key string) string { return st.cfg.revokeSQL(key) }

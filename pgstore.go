@@ -83,8 +83,9 @@ type statements struct {
 }
 
 // New returns a Store on db, which it never closes. It validates cfg, creates
-// the table unless cfg.SkipCreateTable, prepares its statements and starts the
-// background pruner. Setup queries are bounded by Config.QueryTimeout; use
+// the table and the function Revoke reads sess through (schema.sql) unless
+// cfg.SkipCreateTable, prepares its statements and starts the background
+// pruner. Setup queries are bounded by Config.QueryTimeout; use
 // NewContext to bound them by a context of your own.
 func New(db *sql.DB, cfg Config) (*Store, error) {
 	return NewContext(context.Background(), db, cfg)
@@ -241,6 +242,9 @@ func (st *Store) setup(ctx context.Context) error {
 		return err
 	} else if !exists {
 		return fmt.Errorf("pgstore: table %s does not exist and Config.SkipCreateTable is set: create it with schema.sql", st.cfg.qualifiedTable())
+	}
+	if err := st.ensureSessText(qctx); err != nil {
+		return err
 	}
 	if st.cfg.express {
 		if err := st.ensureTombstones(qctx); err != nil {

@@ -21,13 +21,22 @@ import (
 // Sessions of every writer (Node included) are matched; sessions stored with
 // GobCodec are not, because their values are opaque to SQL.
 //
-// It runs one DELETE that examines every row; see docs/operations.md for the
-// expression index that makes it cheap when used often. The DELETE runs in
-// a REPEATABLE READ transaction, so that a matching session that another
-// request regenerates while it runs does not slip away under its new ID:
-// the DELETE then starts again, up to 10 times. If the connection fails
-// after the server committed the DELETE, the retry finds nothing left and
-// the count is lower than what was deleted.
+// What other sessions hold never stops it, nor what the matching ones hold
+// under other keys: a \u0000 or half a surrogate pair anywhere in a
+// document, which makes PostgreSQL's ->> fail, included. A stored value
+// holding one of those never matches, because no text equals it; for the
+// same reason key and a string value must not hold NUL (ErrEncode).
+//
+// It runs one DELETE that examines every row, reading the key through
+// pgstore_sess_text(sess, key), the function New installs beside the table
+// (schema.sql); an expression index on that same call makes it cheap when
+// used often (docs/operations.md).
+//
+// The DELETE runs in a REPEATABLE READ transaction, so that a matching
+// session that another request regenerates while it runs does not slip
+// away under its new ID: the DELETE then starts again, up to 10 times. If
+// the connection fails after the server committed the DELETE, the retry
+// finds nothing left and the count is lower than what was deleted.
 func (st *Store) Revoke(ctx context.Context, key string, value any) (int64, error) {
 	return st.revoke(ctx, key, value, "")
 }
@@ -64,9 +73,7 @@ func (st *Store) revoke(ctx context.Context, key string, value any, keepSID stri
 	if err != nil {
 		return 0, fmt.Errorf("pgstore: revoke by %q: %w", key, err)
 	}
-	// The key is a literal, not a parameter, so that an expression index
-	// on (sess ->> 'key') can serve the query.
-	query := "DELETE FROM " + st.cfg.qualifiedTable() + " WHERE sess ->> " + quoteLiteral(key) + " = $1 AND sid <> $2"
+	query := st.cfg.revokeSQL(key)
 	var n int64
 	for attempt := 1; ; attempt++ {
 		err = st.retry(ctx, func(ctx context.Context) error {
@@ -83,6 +90,15 @@ func (st *Store) revoke(ctx context.Context, key string, value any, keepSID stri
 	}
 	st.log.InfoContext(ctx, "pgstore: revoked sessions", "key", key, "deleted", n, "kept", keepSID != "")
 	return n, nil
+}
+
+// revokeSQL deletes the sessions whose value at key is $1, except $2's.
+// It reads the key through the store's function, never with sess ->> key,
+// which fails for the whole statement when any row holds \u0000 (see
+// schema.sql). The key is a literal, not a parameter, so that an expression
+// index on the same call, pgstore_sess_text(sess, 'key'), can serve it.
+func (s *settings) revokeSQL(key string) string {
+	return "DELETE FROM " + s.qualifiedTable() + " WHERE " + s.qualifiedSessText() + "(sess, " + quoteLiteral(key) + ") = $1 AND sid <> $2"
 }
 
 // revokeAttempts bounds how often Revoke starts again after a concurrent

@@ -53,18 +53,36 @@ var ddlNames = []string{
 // ddl returns the statements that create the table described by s. They
 // run only inside ensureTable's locked transaction, after it has seen that
 // the table does not exist; the IF NOT EXISTS kept from schema.sql is
-// harmless there.
+// harmless there. The function Revoke reads sess through is not among
+// them: it belongs to the schema, not the table (see sessTextDDL).
 func (s *settings) ddl() []string {
-	r := strings.NewReplacer(append(ddlNames, `"user_sessions"`, s.qualifiedTable())...)
+	var stmts []string
+	for _, stmt := range s.schemaStatements() {
+		if !s.isSessTextDDL(stmt) {
+			stmts = append(stmts, stmt)
+		}
+	}
+	return stmts
+}
+
+// schemaStatements splits schema.sql into statements, names replaced. A
+// statement ends with a line ending in ";" outside a $$-quoted body.
+func (s *settings) schemaStatements() []string {
+	r := strings.NewReplacer(append(ddlNames, `"user_sessions"`, s.qualifiedTable(),
+		`"`+sessTextFunc+`"`, s.qualifiedSessText())...)
 	var stmts []string
 	var cur strings.Builder
+	inBody := false
 	for _, line := range strings.Split(schemaSQL, "\n") {
-		if strings.HasPrefix(strings.TrimSpace(line), "--") {
+		if !inBody && strings.HasPrefix(strings.TrimSpace(line), "--") {
 			continue
 		}
 		cur.WriteString(line)
 		cur.WriteByte('\n')
-		if strings.HasSuffix(strings.TrimSpace(line), ";") {
+		if strings.Count(line, "$$")%2 == 1 {
+			inBody = !inBody
+		}
+		if !inBody && strings.HasSuffix(strings.TrimSpace(line), ";") {
 			stmts = append(stmts, r.Replace(strings.TrimSpace(cur.String())))
 			cur.Reset()
 		}

@@ -19,3 +19,50 @@ CREATE TABLE IF NOT EXISTS "user_sessions" (
 );
 
 CREATE INDEX IF NOT EXISTS "user_sessions_expire_idx" ON "user_sessions" ("expire");
+
+-- Revoke reads a key of sess through this function, and so must an
+-- expression index meant to serve it (docs/operations.md):
+--
+--   CREATE INDEX ON "user_sessions" ("pgstore_sess_text"(sess, 'user_id'));
+--
+-- It returns what sess ->> key returns, without its failure: PostgreSQL's
+-- json operators de-escape every string in the document, and fail (SQLSTATE
+-- 22P05 or 22P02) when any of them, under any key, holds \u0000 or half a
+-- surrogate pair. The json type accepts both, and Node writes them, so one
+-- such session would make every Revoke fail and every such index build
+-- fail. A value that holds one is NULL here, as no text can equal it. Such
+-- documents, and only they, take the slow path: escaped backslashes and
+-- whole surrogate pairs are set aside, each unreadable escape is replaced by
+-- a stand-in character the key does not hold, and the key is read twice,
+-- with two different stand-ins; a value that differs between the two held
+-- one. The database must be UTF8. Rerunning this file is harmless; New
+-- creates the function when it is missing (it needs CREATE on the schema).
+CREATE OR REPLACE FUNCTION "pgstore_sess_text"(sess json, key text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+  doc text := sess::text;
+  bad constant text := E'\\\\u(0000|[dD][89a-fA-F][0-9a-fA-F]{2})';
+  stand_in int := 1;
+  a text;
+  b text;
+BEGIN
+  IF strpos(doc, E'\\u') = 0 OR doc !~ bad THEN
+    RETURN sess ->> key;
+  END IF;
+  doc := replace(doc, E'\\\\', chr(1));
+  doc := regexp_replace(doc, E'\\\\u([dD][89abAB][0-9a-fA-F]{2})\\\\u([dD][c-fC-F][0-9a-fA-F]{2})',
+    chr(2) || E'\\1' || chr(2) || E'\\2', 'g');
+  WHILE strpos(key, chr(stand_in)) > 0 LOOP
+    stand_in := stand_in + 1;
+  END LOOP;
+  a := replace(replace(regexp_replace(doc, bad, E'\\\\u' || lpad(to_hex(stand_in), 4, '0'), 'g'),
+    chr(2), E'\\u'), chr(1), E'\\\\')::json ->> key;
+  stand_in := stand_in + 1;
+  WHILE strpos(key, chr(stand_in)) > 0 LOOP
+    stand_in := stand_in + 1;
+  END LOOP;
+  b := replace(replace(regexp_replace(doc, bad, E'\\\\u' || lpad(to_hex(stand_in), 4, '0'), 'g'),
+    chr(2), E'\\u'), chr(1), E'\\\\')::json ->> key;
+  RETURN CASE WHEN a = b THEN a END;
+END
+$$;

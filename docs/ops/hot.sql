@@ -26,13 +26,16 @@
 SET client_min_messages = warning;
 CREATE SCHEMA :"schema";
 SET search_path = :"schema";
+-- The function Revoke reads sess through, from schema.sql (whose table
+-- comes along, unused here).
+\ir ../../schema.sql
 
 CREATE TABLE ff100 ("sid" varchar NOT NULL COLLATE "default", "sess" json NOT NULL,
   "expire" timestamp(6) NOT NULL, PRIMARY KEY ("sid"));
 CREATE INDEX ON ff100 ("expire");
 CREATE TABLE ff90 (LIKE ff100 INCLUDING ALL) WITH (fillfactor = 90);
 CREATE TABLE ff90_user_id (LIKE ff100 INCLUDING ALL) WITH (fillfactor = 90);
-CREATE INDEX ON ff90_user_id ((sess ->> 'user_id'));
+CREATE INDEX ON ff90_user_id (pgstore_sess_text(sess, 'user_id'));
 
 CREATE FUNCTION sess(g int, round int) RETURNS json IMMUTABLE LANGUAGE sql AS $$
   SELECT ('{"_pgstore":{"created":1764201600},"csrf":"' || md5(g || '/' || round) ||

@@ -520,6 +520,13 @@ func pruneRole() error {
 		}
 	}
 	defer admin.Exec(`DROP OWNED BY "` + role + `"; DROP ROLE "` + role + `"`)
+	// The function Revoke reads sess through, made by a store of a role
+	// that may create it (as schema.sql would).
+	adminStore, err := pgstore.New(admin, pgstore.Config{KeyPairs: [][]byte{randomKey()}, SchemaName: schema, PruneInterval: -1})
+	if err != nil {
+		return fmt.Errorf("New as the admin: %w", err)
+	}
+	adminStore.Close()
 	u, err := url.Parse(*dsnFlag)
 	if err != nil || u.Scheme == "" {
 		return errors.New("prunerole needs a URL DSN")
@@ -572,16 +579,18 @@ func partition() error {
 	}
 	for _, table := range []string{"by_sid", "by_expire"} {
 		fmt.Printf("%s (%s):\n", table, *driverFlag)
-		st, err := pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{randomKey()}, SchemaName: schema, TableName: table,
-			SkipCreateTable: true, PruneInterval: -1})
-		if err != nil {
-			return fmt.Errorf("New with SkipCreateTable: %v", err)
-		}
+		// Without SkipCreateTable first: it creates the function Revoke
+		// reads sess through, which New with SkipCreateTable requires.
 		st2, err := pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{randomKey()}, SchemaName: schema, TableName: table, PruneInterval: -1})
 		if err != nil {
 			return fmt.Errorf("New without SkipCreateTable on an existing partitioned table: %v", err)
 		}
 		st2.Close()
+		st, err := pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{randomKey()}, SchemaName: schema, TableName: table,
+			SkipCreateTable: true, PruneInterval: -1})
+		if err != nil {
+			return fmt.Errorf("New with SkipCreateTable: %v", err)
+		}
 		step := func(what string, err error) error {
 			if err != nil {
 				return fmt.Errorf("%s: %s: %w", table, what, err)

@@ -26,6 +26,9 @@
 SET client_min_messages = warning;
 CREATE SCHEMA :"schema";
 SET search_path = :"schema";
+-- The function Revoke reads sess through, from schema.sql (whose table
+-- comes along, unused here).
+\ir ../../schema.sql
 SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AS d0 \gset
 SELECT extract(epoch FROM :'d0'::timestamp AT TIME ZONE 'UTC')::bigint AS nowepoch \gset
 SELECT :nowepoch + 2592000 AS expepoch \gset

@@ -7,7 +7,7 @@ PREPARE updvalues AS UPDATE :"tbl" SET sess = $2 WHERE sid = $1 AND expire >= (n
 PREPARE del AS DELETE FROM :"tbl" WHERE sid = $1;
 PREPARE regen AS WITH gone AS (DELETE FROM :"tbl" WHERE sid = $1 AND expire >= (now() AT TIME ZONE 'UTC') RETURNING 1) INSERT INTO :"tbl" (sid, sess, expire) SELECT $2, $3, (to_timestamp($4) AT TIME ZONE 'UTC') FROM gone;
 PREPARE prune AS DELETE FROM :"tbl" WHERE sid = ANY(ARRAY(SELECT sid FROM :"tbl" WHERE expire < LEAST(to_timestamp($1) AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC') ORDER BY expire LIMIT $2 FOR UPDATE SKIP LOCKED));
-PREPARE revoke AS DELETE FROM :"tbl" WHERE sess ->> 'user_id' = $1 AND sid <> $2;
+PREPARE revoke AS DELETE FROM :"tbl" WHERE pgstore_sess_text(sess, 'user_id') = $1 AND sid <> $2;
 
 \set quiet_was :QUIET
 \set QUIET off

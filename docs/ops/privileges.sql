@@ -28,6 +28,11 @@ CREATE SCHEMA :"schema";
 CREATE TABLE :"schema".user_sessions ("sid" varchar NOT NULL COLLATE "default", "sess" json NOT NULL,
   "expire" timestamp(6) NOT NULL, PRIMARY KEY ("sid"));
 CREATE INDEX ON :"schema".user_sessions ("expire");
+-- The function Revoke reads sess through, from schema.sql (whose table
+-- this script has just made).
+SET search_path = :"schema";
+\ir ../../schema.sql
+RESET search_path;
 INSERT INTO :"schema".user_sessions VALUES ('live', '{"user_id":1}', now() AT TIME ZONE 'UTC' + interval '1 day'),
   ('old', '{}', now() AT TIME ZONE 'UTC' - interval '1 day');
 
@@ -66,7 +71,7 @@ DELETE FROM user_sessions WHERE sid = ANY(ARRAY(SELECT sid FROM user_sessions
 SELECT pg_advisory_unlock(:lockkey) AS unlocked;
 ROLLBACK;
 BEGIN ISOLATION LEVEL REPEATABLE READ;
-DELETE FROM user_sessions WHERE sess ->> 'user_id' = '1' AND sid <> '';
+DELETE FROM user_sessions WHERE pgstore_sess_text(sess, 'user_id') = '1' AND sid <> '';
 ROLLBACK;
 BEGIN;
 SELECT pg_advisory_xact_lock(:xactkey);

@@ -34,6 +34,9 @@
 SET client_min_messages = warning;
 CREATE SCHEMA :"schema";
 SET search_path = :"schema";
+-- The function Revoke reads sess through, from schema.sql (whose table
+-- comes along, unused here).
+\ir ../../schema.sql
 
 CREATE TABLE small ("sid" varchar NOT NULL COLLATE "default", "sess" json NOT NULL,
   "expire" timestamp(6) NOT NULL, PRIMARY KEY ("sid"));
@@ -120,7 +123,7 @@ FROM sizes ORDER BY total;
 
 -- The expression index Revoke can use (docs/operations.md), built after the
 -- load: a fresh build packs pages fuller than incremental inserts do.
-CREATE INDEX small_user_id ON small ((sess ->> 'user_id'));
+CREATE INDEX small_user_id ON small (pgstore_sess_text(sess, 'user_id'));
 CREATE INDEX small_pkey_rebuilt ON small (sid);
 CREATE INDEX small_expire_rebuilt ON small (expire);
 \echo 'Freshly built indexes on the small table, per million rows:'
