@@ -292,19 +292,4 @@ func ctxTimeout(t *testing.T) context.Context {
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers: loggers,
 // child processes' output.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = pgtest.Buffer

@@ -75,7 +75,7 @@ func (st *Store) loadedFor(r *http.Request, s *sessions.Session) (*loaded, error
 		_, current, ok := st.format.decode(s.Name(), value)
 		l.oldKey = ok && !current
 	}
-	st.remember(r, s, l)
+	note(r, s, l)
 	return l, nil
 }
 
@@ -150,7 +150,7 @@ func (st *Store) create(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 	s.ID = id
 	s.IsNew = false
 	st.setCookie(r, w, s, cookie, now, exp, m.cookie.priority())
-	st.remember(r, s, &loaded{id: id, raw: sess, expire: epoch(exp), meta: m})
+	note(r, s, &loaded{id: id, raw: sess, expire: epoch(exp), meta: m})
 	return nil
 }
 
