@@ -36,7 +36,7 @@ when there is none).
 				return err
 			}
 			defer st.Close()
-			s, err := readStats(ctx, st.DB(), qualified(o.schema, o.table), o.timeZone)
+			s, err := readStats(ctx, st.DB(), qualified(o.schema, o.table), qualified(o.schema, "pgstore_sess_text"), o.timeZone)
 			if err != nil {
 				return err
 			}
@@ -64,23 +64,28 @@ type stats struct {
 	NextExpiry       *time.Time `json:"next_expiry"`
 }
 
-// statsSQL reads the table once. expire is wall-clock time in the store's
+// statsSQL reads table once. expire is wall-clock time in the store's
 // zone ($1); a row is live while expire >= now() there, as the store judges
 // it. The sizes are of sess as text, what Config.MaxLength bounds. created
 // counts when it is a positive whole number, as the store reads it; rows
-// of other writers may hold anything there.
-const statsSQL = `SELECT count(*),
+// of other writers may hold anything there. It reads inside sess through
+// sessText, the function the store installs (pgstore_sess_text), because
+// -> and ->> fail on the whole table when one row holds a \u0000.
+func statsSQL(table, sessText string) string {
+	meta := sessText + "(sess, '_pgstore')::json"
+	return `SELECT count(*),
 	count(*) FILTER (WHERE expire >= now() AT TIME ZONE $1),
 	coalesce(sum(octet_length(sess::text)), 0),
 	coalesce(max(octet_length(sess::text)), 0),
 	pg_total_relation_size($2::regclass),
-	min(CASE WHEN json_typeof(sess -> '_pgstore' -> 'created') = 'number'
-		AND sess -> '_pgstore' ->> 'created' ~ '^[1-9][0-9]{0,14}$'
-		THEN (sess -> '_pgstore' ->> 'created')::float8 END) FILTER (WHERE expire >= now() AT TIME ZONE $1),
+	min(CASE WHEN json_typeof(` + meta + ` -> 'created') = 'number'
+		AND ` + meta + ` ->> 'created' ~ '^[1-9][0-9]{0,14}$'
+		THEN (` + meta + ` ->> 'created')::float8 END) FILTER (WHERE expire >= now() AT TIME ZONE $1),
 	date_part('epoch', min(expire) FILTER (WHERE expire >= now() AT TIME ZONE $1) AT TIME ZONE $1)
-FROM `
+FROM ` + table
+}
 
-func readStats(ctx context.Context, db *sql.DB, table, timeZone string) (stats, error) {
+func readStats(ctx context.Context, db *sql.DB, table, sessText, timeZone string) (stats, error) {
 	s := stats{Table: table}
 	tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -88,7 +93,7 @@ func readStats(ctx context.Context, db *sql.DB, table, timeZone string) (stats, 
 	}
 	defer tx.Rollback() //nolint:errcheck // read only: nothing to commit
 	var created, next sql.NullFloat64
-	err = tx.QueryRowContext(ctx, statsSQL+table, timeZone, table).Scan(
+	err = tx.QueryRowContext(ctx, statsSQL(table, sessText), timeZone, table).Scan(
 		&s.Rows, &s.Live, &s.SessBytes, &s.LargestSessBytes, &s.TableBytes, &created, &next)
 	if err != nil {
 		return s, fmt.Errorf("read %s: %w", table, err)

@@ -44,8 +44,10 @@ func TestStats(t *testing.T) {
 		}
 	}
 	expireAll(t, db, schema, "gone1", "gone2")
-	// Rows of other writers, whose created the store would not read.
-	for i, sess := range []string{`{"_pgstore":{"created":1e400}}`, `{"_pgstore":{"created":0}}`, `{"_pgstore":{"created":"1"}}`, `[1]`} {
+	// Rows of other writers, whose created the store would not read, and
+	// one holding a \u0000, which makes -> and ->> fail on any row.
+	for i, sess := range []string{`{"_pgstore":{"created":1e400}}`, `{"_pgstore":{"created":0}}`, `{"_pgstore":{"created":"1"}}`, `[1]`,
+		`{"note":"a\u0000b"}`} {
 		if _, err := db.Exec(`INSERT INTO `+qualified(schema, pgstore.DefaultTableName)+` VALUES ($1, $2, 'infinity')`, fmt.Sprint("other", i), sess); err != nil {
 			t.Fatal(err)
 		}
@@ -70,7 +72,7 @@ func TestStats(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &got); code != exitOK || err != nil {
 		t.Fatalf("exit %d, %v: %q", code, err, out)
 	}
-	want := stats{Table: qualified(schema, pgstore.DefaultTableName), Rows: 9, Live: 7, Expired: 2, SessBytes: wantBytes, LargestSessBytes: wantLargest}
+	want := stats{Table: qualified(schema, pgstore.DefaultTableName), Rows: 10, Live: 8, Expired: 2, SessBytes: wantBytes, LargestSessBytes: wantLargest}
 	if got.Table != want.Table || got.Rows != want.Rows || got.Live != want.Live || got.Expired != want.Expired ||
 		got.SessBytes != want.SessBytes || got.LargestSessBytes != want.LargestSessBytes || got.TableBytes <= 0 {
 		t.Errorf("stats = %+v, want %+v and table_bytes > 0", got, want)
@@ -84,8 +86,8 @@ func TestStats(t *testing.T) {
 
 	out, _, code = runCLI(t, args...)
 	for _, line := range []string{
-		"rows             9\n",
-		"live             7\n",
+		"rows             10\n",
+		"live             8\n",
 		"expired          2 (prune deletes them)\n",
 		"oldest created   " + got.OldestCreated.Format(time.RFC3339) + "\n",
 		"sess size        " + bytesText(wantBytes) + " in total, " + bytesText(wantLargest) + " the largest\n",
