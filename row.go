@@ -160,22 +160,34 @@ func (st *Store) encode(s *sessions.Session, m meta, cookieExpires time.Time, ol
 	if len(values) < 2 || values[0] != '{' || values[len(values)-1] != '}' {
 		return nil, fmt.Errorf("%w: the codec did not produce a JSON object", ErrEncode)
 	}
+	buf := st.assemble(values, m, s.Options, cookieExpires)
+	if bytes.Equal(buf, old) {
+		return buf, nil // as stored: nothing to keep, and no growth
+	}
 	unchanged, oldSize := false, len(old)
 	if old != nil && st.cfg.byteStable {
-		values, unchanged, oldSize = keepUntouched(values, old, s.Values)
+		var kept []byte
+		if kept, unchanged, oldSize = keepUntouched(values, old, s.Values); !bytes.Equal(kept, values) {
+			values, buf = kept, st.assemble(kept, m, s.Options, cookieExpires)
+		}
 	}
+	if st.cfg.maxLength > 0 && len(buf) > st.cfg.maxLength && !unchanged && len(values) > oldSize {
+		return nil, fmt.Errorf("%w: %d bytes encoded, Config.MaxLength is %d", ErrTooLarge, len(buf), st.cfg.maxLength)
+	}
+	return buf, nil
+}
+
+// assemble builds the sess object: the store's members, then the members
+// of the codec's object values.
+func (st *Store) assemble(values []byte, m meta, o *sessions.Options, cookieExpires time.Time) []byte {
 	buf := make([]byte, 0, len(values)+200)
-	buf = st.row.appendMembers(append(buf, '{'), m, s.Options, cookieExpires)
+	buf = st.row.appendMembers(append(buf, '{'), m, o, cookieExpires)
 	if inner := bytes.TrimSpace(values[1 : len(values)-1]); len(inner) > 0 {
 		buf = append(buf, inner...)
 	} else {
 		buf = buf[:len(buf)-1] // the comma after the store's members
 	}
-	buf = append(buf, '}')
-	if st.cfg.maxLength > 0 && len(buf) > st.cfg.maxLength && !unchanged && len(values) > oldSize {
-		return nil, fmt.Errorf("%w: %d bytes encoded, Config.MaxLength is %d", ErrTooLarge, len(buf), st.cfg.maxLength)
-	}
-	return buf, nil
+	return append(buf, '}')
 }
 
 // keepUntouched returns the JSON object encoded, with each member whose
