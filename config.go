@@ -118,8 +118,9 @@ type Config struct {
 	PruneInterval time.Duration
 
 	// MaxLength is the largest encoded sess value, in bytes, that Save will
-	// write; larger sessions get ErrTooLarge and nothing is written.
-	// Default: 65536 (64 KiB). A negative value means no limit.
+	// write; larger sessions get ErrTooLarge and nothing is written, except
+	// a session loaded larger than that, written back without its values
+	// growing. Default: 65536 (64 KiB). A negative value means no limit.
 	MaxLength int
 
 	// TouchInterval is how far behind the stored expiry may fall before a
