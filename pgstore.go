@@ -64,6 +64,10 @@ type Store struct {
 	// the expiries this process writes agree with it.
 	dbOffset atomic.Int64
 
+	// sessTextErr is why New could not find or create the function Revoke
+	// reads sess through; nil when it exists. Set before New returns.
+	sessTextErr error
+
 	// warnedInsecure is set once the plain-HTTP warning was logged.
 	warnedInsecure atomic.Bool
 
@@ -244,7 +248,10 @@ func (st *Store) setup(ctx context.Context) error {
 		return fmt.Errorf("pgstore: table %s does not exist and Config.SkipCreateTable is set: create it with schema.sql", st.cfg.qualifiedTable())
 	}
 	if err := st.ensureSessText(qctx); err != nil {
-		return err
+		// Only Revoke needs the function: the store serves sessions
+		// without it, and Revoke says what to run.
+		st.sessTextErr = err
+		st.log.WarnContext(ctx, "pgstore: Revoke and RevokeOthers will fail until the function exists", "err", err)
 	}
 	if st.cfg.express {
 		if err := st.ensureTombstones(qctx); err != nil {

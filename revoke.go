@@ -71,7 +71,18 @@ func (st *Store) revoke(ctx context.Context, key string, value any, keepSID stri
 	}
 	text, err := revokeText(value)
 	if err != nil {
-		return 0, fmt.Errorf("pgstore: revoke by %q: %w", key, err)
+		return 0, fmt.Errorf("%w (revoke by %q)", err, key) // err says pgstore: already
+	}
+	if st.sessTextErr != nil {
+		// New could not find or create the function: someone may have run
+		// schema.sql since.
+		ok, err := st.sessTextExists(ctx, st.db)
+		if err != nil {
+			return 0, fmt.Errorf("pgstore: revoke by %q: %w", key, err)
+		}
+		if !ok {
+			return 0, fmt.Errorf("pgstore: revoke by %q: %w", key, st.sessTextErr)
+		}
 	}
 	query := st.cfg.revokeSQL(key)
 	var n int64

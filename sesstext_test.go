@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -117,8 +118,9 @@ func functionDef(t *testing.T, db *sql.DB, schema string) string {
 	return def.String
 }
 
-// A table made before the function existed gets it from New; with
-// SkipCreateTable, New says what to run.
+// A table made before the function existed gets it from New. With
+// SkipCreateTable, New serves sessions without it, warns, and Revoke says
+// what to run until someone has run it.
 func TestNewInstallsSessTextBesideExistingTable(t *testing.T) {
 	db := sharedDB(t, "postgres")
 	schema := pgtest.Schema(t, db)
@@ -132,14 +134,27 @@ func TestNewInstallsSessTextBesideExistingTable(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, err := pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{hashKey1}, SchemaName: schema, SkipCreateTable: true, PruneInterval: -1})
+	var logs syncBuffer
+	skip := newTestStore(t, db, pgstore.Config{SchemaName: schema, SkipCreateTable: true,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "pgstore_sess_text") {
+		t.Errorf("New with SkipCreateTable and no function logged %q, want a warning", logs.String())
+	}
+	c := login(t, skip, map[any]any{"user_id": 2}) // sessions work without the function
+	_, err := skip.Revoke(context.Background(), "user_id", 1)
 	if err == nil || !strings.Contains(err.Error(), "pgstore_sess_text") || !strings.Contains(err.Error(), "schema.sql") ||
 		!strings.Contains(err.Error(), "SkipCreateTable") {
-		t.Fatalf("New with SkipCreateTable and no function: %v", err)
+		t.Fatalf("Revoke with SkipCreateTable and no function: %v", err)
 	}
-	st := newTestStore(t, db, pgstore.Config{SchemaName: schema})
+	st := newTestStore(t, db, pgstore.Config{SchemaName: schema}) // creates it
 	if n, err := st.Revoke(context.Background(), "user_id", 1); err != nil || n != 1 {
 		t.Fatalf("Revoke on the old table: %d, %v", n, err)
+	}
+	if n, err := skip.Revoke(context.Background(), "user_id", 2); err != nil || n != 1 {
+		t.Fatalf("Revoke through the first store, once the function exists: %d, %v", n, err)
+	}
+	if _, s := get(t, skip, c); !s.IsNew {
+		t.Error("the revoked session still loads")
 	}
 	newTestStore(t, db, pgstore.Config{SchemaName: schema, SkipCreateTable: true})
 }
@@ -180,7 +195,8 @@ func TestConcurrentSessTextCreation(t *testing.T) {
 }
 
 // A role that may not create in the schema works when the function
-// exists, and is told what to run when it does not.
+// exists; when it does not, sessions still work and Revoke says what to
+// run.
 func TestSessTextWithoutCreatePrivilege(t *testing.T) {
 	db := sharedDB(t, "postgres")
 	dsn, _ := pgtest.DSN()
@@ -211,8 +227,10 @@ func TestSessTextWithoutCreatePrivilege(t *testing.T) {
 	if _, err := db.Exec(`DROP FUNCTION ` + qualified(schema, "pgstore_sess_text") + `(json, text)`); err != nil {
 		t.Fatal(err)
 	}
-	_, err := pgstore.New(appDB, pgstore.Config{KeyPairs: [][]byte{hashKey1}, SchemaName: schema, PruneInterval: -1})
+	st = newTestStore(t, appDB, pgstore.Config{SchemaName: schema})
+	login(t, st, map[any]any{"user_id": 6}) // sessions work without the function
+	_, err := st.Revoke(context.Background(), "user_id", 6)
 	if err == nil || !strings.Contains(err.Error(), "permission denied") || !strings.Contains(err.Error(), "schema.sql") {
-		t.Errorf("New without privilege and without function: %v", err)
+		t.Errorf("Revoke without privilege and without function: %v", err)
 	}
 }
