@@ -51,6 +51,10 @@ type rowFormat interface {
 	takeMembers(values map[any]any, m *meta) error
 	// roundExpiry rounds a session's expiry to what the format stores.
 	roundExpiry(exp time.Time) time.Time
+	// keepsText reports whether values the application did not change
+	// are written back with the text they were read with: rows another
+	// program (Node) writes may hold text the codec would write otherwise.
+	keepsText() bool
 }
 
 // nativeRow keeps the session's lifetime in "_pgstore" only when it
@@ -78,6 +82,11 @@ func (nativeRow) takeMembers(values map[any]any, m *meta) error {
 
 // roundExpiry keeps milliseconds, the precision of the cookie's Expires.
 func (nativeRow) roundExpiry(exp time.Time) time.Time { return exp.Truncate(time.Millisecond) }
+
+// keepsText is false: only the store writes native rows, so every value it
+// reads encodes to the text it was read with (a row written by hand with
+// other text is rewritten in the codec's form, equal in value).
+func (nativeRow) keepsText() bool { return false }
 
 // expressRow keeps express-session's "cookie" member, whose originalMaxAge
 // carries the session's lifetime for both sides.
@@ -115,6 +124,10 @@ func (expressRow) roundExpiry(exp time.Time) time.Time {
 	}
 	return exp
 }
+
+// keepsText is true: Node writes these rows, with text (lone surrogates,
+// -0, 1e+308) Go would write otherwise or not at all.
+func (expressRow) keepsText() bool { return true }
 
 // appendMeta appends the "_pgstore" member and a comma.
 func appendMeta(buf []byte, m meta, withMaxAge bool) []byte {
@@ -165,9 +178,12 @@ func (st *Store) encode(s *sessions.Session, m meta, cookieExpires time.Time, ol
 		return buf, nil // as stored: nothing to keep, and no growth
 	}
 	unchanged, oldSize := false, len(old)
-	if old != nil && st.cfg.byteStable {
+	tooLarge := st.cfg.maxLength > 0 && len(buf) > st.cfg.maxLength
+	if keep := st.row.keepsText(); old != nil && st.cfg.byteStable && (keep || tooLarge) {
+		// Over the limit, the comparison also tells whether the values
+		// grew, which alone MaxLength refuses.
 		var kept []byte
-		if kept, unchanged, oldSize = keepUntouched(values, old, s.Values); !bytes.Equal(kept, values) {
+		if kept, unchanged, oldSize = keepUntouched(values, old, s.Values); keep && !bytes.Equal(kept, values) {
 			values, buf = kept, st.assemble(kept, m, s.Options, cookieExpires)
 		}
 	}
