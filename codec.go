@@ -67,10 +67,10 @@ var ErrEncode = errors.New("pgstore: value cannot be stored")
 // Values that JSON cannot represent (channels, functions, complex numbers,
 // NaN, infinities, cycles) make Encode fail with an error naming the key.
 //
-// The store writes back the original JSON text of every value the
-// application did not change, so that what another writer (Node) stored
-// survives a Go save byte for byte: lone surrogates, -0, integers beyond
-// 2^53 and the like.
+// In Express mode the store writes back the original JSON text of every
+// value the application did not change, so that what Node stored survives
+// a Go save byte for byte: lone surrogates, -0, integers beyond 2^53 and
+// the like.
 type JSONCodec struct{}
 
 // Encode implements Codec.
