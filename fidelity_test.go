@@ -259,3 +259,144 @@ func TestExpressCookieFieldsKept(t *testing.T) {
 		}
 	})
 }
+
+// A Go request that changes nothing must not write the row back: a Node
+// request's save made meanwhile would be lost. Rows Node writes list the
+// cookie's fields and the values in Node's order, not Go's.
+func TestExpressUnchangedSaveDoesNotRewriteNodeRow(t *testing.T) {
+	db := sharedDB(t, "postgres")
+	st := newExpressStore(t, db, "", []string{"s3cret"})
+	cookie := goLogin(t, st, "alice")
+	sid, _ := splitCookie(t, cookie)
+	schema := st.SchemaName()
+	tbl := qualified(schema, pgstore.DefaultTableName)
+	var raw string
+	if err := db.QueryRow(`SELECT sess::text FROM `+tbl+` WHERE sid=$1`, sid).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Go row:   %s", raw)
+	// What connect-pg-simple stores after express-session saved the session
+	// (req.session.zeta = 1 added by a Node route): insertion order.
+	nodeRaw := strings.Replace(raw, `"user":"alice"`, `"user":"alice","zeta":1`, 1)
+	nodeRaw = strings.Replace(nodeRaw, `"user":"alice","zeta":1`, `"zeta":1,"user":"alice"`, 1)
+	if _, err := db.Exec(`UPDATE `+tbl+` SET sess=$2 WHERE sid=$1`, sid, nodeRaw); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Node row: %s", nodeRaw)
+
+	r, s := goGet(t, st, cookie) // Go request loads the session...
+	// ...a concurrent Node request saves a change...
+	changed := strings.Replace(nodeRaw, `"user":"alice"`, `"user":"alice","cart":[1,2]`, 1)
+	if _, err := db.Exec(`UPDATE `+tbl+` SET sess=$2 WHERE sid=$1`, sid, changed); err != nil {
+		t.Fatal(err)
+	}
+	// ...and the Go request saves without having changed anything.
+	w := httptest.NewRecorder()
+	if err := st.Save(r, w, s); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow(`SELECT sess::text FROM `+tbl+` WHERE sid=$1`, sid).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(raw, `"cart"`) {
+		t.Fatalf("an unchanged Go Save rewrote the row and lost Node's concurrent change:\n%s", raw)
+	}
+}
+
+func expressStoreMax(t *testing.T, max int) *pgstore.Store {
+	db := sharedDB(t, "postgres")
+	opts := pgstore.DefaultOptions()
+	opts.Secure = false
+	return newTestStore(t, db, pgstore.Config{ExpressSecrets: []string{"s3cret"}, Options: opts,
+		TimeZone: nodeTimeZone(t), MaxLength: max})
+}
+
+func setSess(t *testing.T, st *pgstore.Store, sid, from, to string) string {
+	db := sharedDB(t, "postgres")
+	tbl := qualified(st.SchemaName(), pgstore.DefaultTableName)
+	var raw string
+	if err := db.QueryRow(`SELECT sess::text FROM `+tbl+` WHERE sid=$1`, sid).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	if from != "" {
+		if !strings.Contains(raw, from) {
+			t.Fatalf("%s not in %s", from, raw)
+		}
+		raw = strings.Replace(raw, from, to, 1)
+		if _, err := db.Exec(`UPDATE `+tbl+` SET sess=$2 WHERE sid=$1`, sid, raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return raw
+}
+
+// MaxLength refuses growth only: a session already over it that shrinks
+// must be saved. Keys whose JSON text has escapes are counted decoded.
+func TestExpressMaxLengthLetsEscapedKeysShrink(t *testing.T) {
+	st := expressStoreMax(t, 2000)
+	cookie := goLogin(t, st, "alice")
+	sid, _ := splitCookie(t, cookie)
+	// Node's session: a big value, and keys holding characters JSON escapes.
+	var extra strings.Builder
+	for i := 0; i < 10; i++ {
+		extra.WriteString(`,"tab\u0001` + string(rune('a'+i)) + `":1`)
+	}
+	setSess(t, st, sid, `"user":"alice"`, `"big":"`+strings.Repeat("x", 3000)+`"`+extra.String()+`,"user":"alice"`)
+
+	r, s := goGet(t, st, cookie)
+	s.Values["big"] = strings.Repeat("x", 2999) // one byte smaller
+	if err := st.Save(r, httptest.NewRecorder(), s); err != nil {
+		t.Fatalf("shrinking a session over MaxLength by one byte: %v", err)
+	}
+}
+
+// A value Node stored under a key with a lone surrogate survives a Go
+// save that did not touch it.
+func TestExpressLoneSurrogateKeysKept(t *testing.T) {
+	st := expressStoreMax(t, 0)
+	cookie := goLogin(t, st, "alice")
+	sid, _ := splitCookie(t, cookie)
+	setSess(t, st, sid, `"user":"alice"`, `"user":"alice","\ud800":"hi","\udc00":"there"`)
+	r, s := goGet(t, st, cookie)
+	s.Values["user"] = "bob"
+	if err := st.Save(r, httptest.NewRecorder(), s); err != nil {
+		t.Fatal(err)
+	}
+	raw := setSess(t, st, sid, "", "")
+	if !strings.Contains(raw, `"\ud800":"hi"`) || !strings.Contains(raw, `"\udc00":"there"`) {
+		t.Fatalf("Node's members under lone-surrogate keys changed by a save that did not touch them:\n%s", raw)
+	}
+}
+
+// Same as TestReviewUnchangedSaveClobbersNodeWrite, with the real Express
+// app writing the row: Node logs in and sets "cart"; a Go request loads the
+// session, Node sets "cart" again meanwhile, and the Go request saves
+// without having changed anything.
+func TestExpressUnchangedGoSaveKeepsConcurrentNodeChange(t *testing.T) {
+	schema := expressSchema(t)
+	node := startExpress(t, schema, expressOptions{secrets: []string{newSecret}})
+	db := sharedDB(t, "postgres")
+	st := newExpressStore(t, db, schema, []string{newSecret})
+	cookie, sid := node.login(t, "yann")
+	node.setJSON(t, cookie, "cart", `[1]`)
+	r, s := goGet(t, st, cookie)
+	// A first unchanged Go save may add _pgstore's created to Node's row.
+	if err := st.Save(r, httptest.NewRecorder(), s); err != nil {
+		t.Fatal(err)
+	}
+	node.setJSON(t, cookie, "cart", `[1,2]`)
+	node.setJSON(t, cookie, "age", `30`) // a new key: Node appends it, after "user"
+	before := rawMembers(t, db, schema, sid)
+	var raw string
+	db.QueryRow(`SELECT sess::text FROM `+qualified(schema, pgstore.DefaultTableName)+` WHERE sid=$1`, sid).Scan(&raw)
+	t.Logf("row written by Node: cart=%s\n%s", before["cart"], raw)
+
+	r, s = goGet(t, st, cookie)                                   // Go request loads the session
+	node.setJSON(t, cookie, "cart", `[1,2,3]`)                    // concurrent Node request
+	if err := st.Save(r, httptest.NewRecorder(), s); err != nil { // Go: no change
+		t.Fatal(err)
+	}
+	if after := rawMembers(t, db, schema, sid); string(after["cart"]) != `[1,2,3]` {
+		t.Fatalf("an unchanged Go Save wrote the session back: Node's cart [1,2,3] is now %s", after["cart"])
+	}
+}

@@ -160,37 +160,45 @@ func takeMeta(values map[any]any, m *meta) {
 // session already larger than Config.MaxLength may be written back as long
 // as it does not grow.
 func (st *Store) encode(s *sessions.Session, m meta, cookieExpires time.Time, old []byte) ([]byte, error) {
+	sess, _, err := st.encodeAgainst(s, m, cookieExpires, old)
+	return sess, err
+}
+
+// encodeAgainst is encode that also reports whether the session's values
+// are as old held them (as far as the row format compares them: in Express
+// mode; otherwise only when the bytes are equal).
+func (st *Store) encodeAgainst(s *sessions.Session, m meta, cookieExpires time.Time, old []byte) (_ []byte, unchanged bool, _ error) {
 	for _, k := range st.row.reserved() {
 		if _, ok := s.Values[k]; ok {
-			return nil, fmt.Errorf("%w: session key %q: the name is reserved for the store's own data", ErrEncode, k)
+			return nil, false, fmt.Errorf("%w: session key %q: the name is reserved for the store's own data", ErrEncode, k)
 		}
 	}
 	values, err := st.cfg.codec.Encode(s.Values)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	values = bytes.TrimSpace(values)
 	if len(values) < 2 || values[0] != '{' || values[len(values)-1] != '}' {
-		return nil, fmt.Errorf("%w: the codec did not produce a JSON object", ErrEncode)
+		return nil, false, fmt.Errorf("%w: the codec did not produce a JSON object", ErrEncode)
 	}
 	buf := st.assemble(values, m, s.Options, cookieExpires)
 	if bytes.Equal(buf, old) {
-		return buf, nil // as stored: nothing to keep, and no growth
+		return buf, true, nil // as stored: nothing to keep, and no growth
 	}
-	unchanged, oldSize := false, len(old)
+	oldSize := len(old)
 	tooLarge := st.cfg.maxLength > 0 && len(buf) > st.cfg.maxLength
 	if keep := st.row.keepsText(); old != nil && st.cfg.byteStable && (keep || tooLarge) {
 		// Over the limit, the comparison also tells whether the values
 		// grew, which alone MaxLength refuses.
 		var kept []byte
-		if kept, unchanged, oldSize = keepUntouched(values, old, s.Values); keep && !bytes.Equal(kept, values) {
+		if kept, unchanged, oldSize = keepUntouched(values, old, s.Values, st.row.reserved()); keep && !bytes.Equal(kept, values) {
 			values, buf = kept, st.assemble(kept, m, s.Options, cookieExpires)
 		}
 	}
 	if st.cfg.maxLength > 0 && len(buf) > st.cfg.maxLength && !unchanged && len(values) > oldSize {
-		return nil, fmt.Errorf("%w: %d bytes encoded, Config.MaxLength is %d", ErrTooLarge, len(buf), st.cfg.maxLength)
+		return nil, false, fmt.Errorf("%w: %d bytes encoded, Config.MaxLength is %d", ErrTooLarge, len(buf), st.cfg.maxLength)
 	}
-	return buf, nil
+	return buf, unchanged && st.row.keepsText(), nil
 }
 
 // assemble builds the sess object: the store's members, then the members
@@ -206,69 +214,115 @@ func (st *Store) assemble(values []byte, m meta, o *sessions.Options, cookieExpi
 	return append(buf, '}')
 }
 
-// keepUntouched returns the JSON object encoded, with each member whose
-// value is unchanged from the object old holding that member's text from
-// old instead: a value the application did not change is written back
-// exactly as it was read, whatever writer wrote it and however the codec
-// would write it now. values are the session's values, which encoded
-// holds. unchanged reports whether every value is as old held it, oldSize
-// how many bytes old's values took, the store's own members left out.
-func keepUntouched(encoded, old []byte, values map[any]any) (_ []byte, unchanged bool, oldSize int) {
-	var was map[string]json.RawMessage
-	if json.Unmarshal(old, &was) != nil {
+// keepUntouched returns the JSON object encoded, written the way old (the
+// row as loaded) holds it: the members whose values the application did
+// not change keep their stored text, keys included, in their stored order
+// (every duplicate of a key too, such as keys that differ only by a lone
+// surrogate, which Go reads as the same); a changed value takes its
+// encoded text at its key's first stored place; keys new to old follow, as
+// encoded. So whatever another writer (Node) stored survives, byte for
+// byte, except what the application changed. values are the session's
+// values, which encoded holds. unchanged reports whether every value is as
+// old held it; oldSize is how many bytes old's values took, the store's
+// own members (reserved) left out.
+func keepUntouched(encoded, old []byte, values map[any]any, reserved []string) (_ []byte, unchanged bool, oldSize int) {
+	was, err := members(old)
+	if err != nil {
 		return encoded, false, len(old)
 	}
-	var now map[string]json.RawMessage
-	if json.Unmarshal(encoded, &now) != nil {
+	now, err := members(encoded)
+	if err != nil {
 		return encoded, false, len(old)
 	}
-	oldSize = 2 // {}
-	for k, v := range was {
-		if k != metaKey && k != cookieKey {
-			oldSize += len(k) + len(v) + 4 // "":,
+	encodedText := make(map[string]json.RawMessage, len(now))
+	for _, m := range now {
+		encodedText[m.key] = m.text
+	}
+	stored := make(map[string]json.RawMessage, len(was)) // the last of duplicates: what values were read from
+	oldSize = 2                                          // {}
+	for _, m := range was {
+		if !slices.Contains(reserved, m.key) {
+			stored[m.key] = m.text
+			oldSize += len(m.name) + len(m.text) + 2 // :,
 		}
 	}
-	kept, same := false, true
-	for k, text := range now {
-		prev, ok := was[k]
+	untouched := make(map[string]bool, len(stored))
+	unchanged = len(stored) == len(encodedText)
+	for k, prev := range stored {
+		text, ok := encodedText[k]
 		switch {
-		case !ok:
-			same = false
+		case !ok: // deleted
+			unchanged = false
 		case bytes.Equal(prev, text):
+			untouched[k] = true
 		default:
 			if v, err := decodeValue(prev); err == nil && reflect.DeepEqual(v, values[k]) {
-				now[k] = prev
-				kept = true
+				untouched[k] = true
 			} else {
-				same = false
+				unchanged = false
 			}
 		}
 	}
-	for k := range was {
-		if _, ok := now[k]; !ok && k != metaKey && k != cookieKey {
-			same = false // a value was deleted
-		}
-	}
-	if !kept {
-		return encoded, same, oldSize
-	}
-	keys := make([]string, 0, len(now))
-	for k := range now {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
 	buf := make([]byte, 0, len(encoded)+len(old))
 	buf = append(buf, '{')
-	for i, k := range keys {
-		if i > 0 {
+	add := func(name, text []byte) {
+		if len(buf) > 1 {
 			buf = append(buf, ',')
 		}
-		name, _ := marshal(k)
-		buf = append(buf, name...)
-		buf = append(buf, ':')
-		buf = append(buf, now[k]...)
+		buf = append(append(append(buf, name...), ':'), text...)
 	}
-	return append(buf, '}'), same, oldSize
+	placed := make(map[string]bool, len(stored))
+	for _, m := range was {
+		switch {
+		case slices.Contains(reserved, m.key):
+		case untouched[m.key]:
+			add(m.name, m.text)
+		case !placed[m.key]:
+			if text, ok := encodedText[m.key]; ok {
+				add(m.name, text)
+			}
+			placed[m.key] = true
+		}
+	}
+	for _, m := range now {
+		if _, ok := stored[m.key]; !ok {
+			add(m.name, m.text)
+		}
+	}
+	return append(buf, '}'), unchanged, oldSize
+}
+
+// member is one member of a JSON object as written.
+type member struct {
+	key  string          // the key, decoded
+	name []byte          // the key as written, quotes included
+	text json.RawMessage // the value as written
+}
+
+// members returns the members of the JSON object data, in order and
+// duplicates included, with their text as written: encoding/json's
+// tokenizer reads them, and its offsets say where each key was.
+func members(data []byte) ([]member, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, fmt.Errorf("not a JSON object (%v)", err)
+	}
+	var ms []member
+	for dec.More() {
+		start := dec.InputOffset()
+		t, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		key, _ := t.(string)
+		name := bytes.TrimLeft(data[start:dec.InputOffset()], " \t\r\n,")
+		var text json.RawMessage
+		if err := dec.Decode(&text); err != nil {
+			return nil, err
+		}
+		ms = append(ms, member{key: key, name: name, text: text})
+	}
+	return ms, nil
 }
 
 // decode fills values and m from a sess column written by this store, by

@@ -175,11 +175,16 @@ func (st *Store) update(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 	if touch || cookieExpiry.IsZero() {
 		cookieExpiry = exp
 	}
-	sess, err := st.encode(s, m, cookieExpiry, l.raw)
+	sess, unchanged, err := st.encodeAgainst(s, m, cookieExpiry, l.raw)
 	if err != nil {
 		return err
 	}
-	if !touch && (bytes.Equal(sess, l.raw) || st.sameValues(l.raw, s.Values)) {
+	// Nothing to write when the values are as loaded and the store's own
+	// data too, however the row is laid out: a row Node wrote keeps its
+	// layout, and an unchanged Save never writes back a stale copy over a
+	// concurrent change of the other side's.
+	sameMeta := m.created == l.meta.created && m.maxAge == l.meta.maxAge && m.hasMaxAge == l.meta.hasMaxAge
+	if !touch && (bytes.Equal(sess, l.raw) || unchanged && sameMeta || st.sameValues(l.raw, s.Values)) {
 		return nil
 	}
 	if err := checkName(s, "save"); err != nil {
