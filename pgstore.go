@@ -257,6 +257,11 @@ func (st *Store) setup(ctx context.Context) error {
 		if err := st.ensureTombstones(qctx); err != nil {
 			return err
 		}
+	} else if schema, complete, err := st.tombstonesExist(qctx, st.db); err == nil && complete {
+		// A table an Express-mode store installed tombstones on, opened
+		// here in native mode (the pgstore command does): Prune deletes
+		// the expired ones too, as the Express-mode store's would.
+		st.tomb = tombstones{schema: schema, name: tombstoneName(st.cfg.table)}
 	}
 	if err := st.checkExpireIndex(qctx); err != nil {
 		return err

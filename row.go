@@ -230,13 +230,9 @@ func keepUntouched(encoded, old []byte, values map[any]any, reserved []string) (
 	if err != nil {
 		return encoded, false, len(old)
 	}
-	now, err := members(encoded)
-	if err != nil {
+	var encodedText map[string]json.RawMessage // the codec's own output: keys unique
+	if json.Unmarshal(encoded, &encodedText) != nil {
 		return encoded, false, len(old)
-	}
-	encodedText := make(map[string]json.RawMessage, len(now))
-	for _, m := range now {
-		encodedText[m.key] = m.text
 	}
 	stored := make(map[string]json.RawMessage, len(was)) // the last of duplicates: what values were read from
 	oldSize = 2                                          // {}
@@ -284,10 +280,16 @@ func keepUntouched(encoded, old []byte, values map[any]any, reserved []string) (
 			placed[m.key] = true
 		}
 	}
-	for _, m := range now {
-		if _, ok := stored[m.key]; !ok {
-			add(m.name, m.text)
+	added := make([]string, 0, len(encodedText))
+	for k := range encodedText {
+		if _, ok := stored[k]; !ok {
+			added = append(added, k)
 		}
+	}
+	slices.Sort(added)
+	for _, k := range added {
+		name, _ := marshal(k)
+		add(name, encodedText[k])
 	}
 	return append(buf, '}'), unchanged, oldSize
 }

@@ -414,6 +414,32 @@ func TestTombstoneLifetime(t *testing.T) {
 }
 
 // Native mode installs nothing: no other writer re-inserts its sessions.
+// A store opened in native mode on a table with tombstones (as the
+// pgstore command opens tables) prunes the expired ones, so that cron
+// pruning through it keeps the tombstone table small.
+func TestNativeStorePrunesTombstones(t *testing.T) {
+	db := sharedDB(t, "postgres")
+	schema := pgtest.Schema(t, db)
+	newExpressTestStore(t, db, schema, pgstore.DefaultTableName)
+	table := qualified(schema, pgstore.DefaultTableName)
+	tombs := qualified(schema, pgstore.DefaultTableName+"_tombstones")
+	nodeSave(t, db, table, "gone")
+	if _, err := db.Exec(`DELETE FROM ` + table + ` WHERE sid = 'gone'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE ` + tombs + ` SET expire = now() - interval '1 second'`); err != nil {
+		t.Fatal(err)
+	}
+	native := newTestStore(t, db, pgstore.Config{SchemaName: schema})
+	if _, err := native.Prune(ctxTimeout(t)); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM ` + tombs).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d tombstones after a native store's Prune (%v), want the expired one gone", n, err)
+	}
+}
+
 func TestNativeModeHasNoTombstones(t *testing.T) {
 	db := sharedDB(t, "postgres")
 	schema := pgtest.Schema(t, db)
