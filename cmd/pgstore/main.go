@@ -104,9 +104,17 @@ type common struct {
 
 func (c *command) run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// Asked-for help goes to stdout, so that it pipes into a pager; the
+	// usage printed with a flag error goes to stderr.
+	out := stderr
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" {
+			out = stdout
+		}
+	}
+	fs.SetOutput(out)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: pgstore %s %s\n\n%s\nFlags:\n", c.name, c.args, c.doc)
+		fmt.Fprintf(out, "Usage: pgstore %s %s\n\n%s\nFlags:\n", c.name, c.args, c.doc)
 		fs.PrintDefaults()
 	}
 	var o common

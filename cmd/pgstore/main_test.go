@@ -134,10 +134,14 @@ func TestUsage(t *testing.T) {
 		{[]string{"revoke", "-key", "user"}, exitUsage, "-value is required"},
 		{[]string{"revoke", "-key", "user", "-value", "[1]"}, exitUsage, "not an array"},
 	} {
-		var out bytes.Buffer
-		code := run(context.Background(), tc.args, &out, &out)
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), tc.args, &stdout, &stderr)
+		out := &stderr // errors, and the usage that comes with them
+		if tc.code == exitOK {
+			out = &stdout // asked-for help pipes into a pager
+		}
 		if code != tc.code || !strings.Contains(out.String(), tc.want) {
-			t.Errorf("pgstore %q: exit %d, output %q; want exit %d and %q", tc.args, code, out.String(), tc.code, tc.want)
+			t.Errorf("pgstore %q: exit %d, stdout %q, stderr %q; want exit %d and %q", tc.args, code, stdout.String(), stderr.String(), tc.code, tc.want)
 		}
 	}
 }
@@ -148,5 +152,11 @@ func TestUnreachableDatabase(t *testing.T) {
 	_, stderr, code := runCLI(t, "stats", "-dsn", "postgres://nobody@127.0.0.1:1/none?sslmode=disable")
 	if code != exitFailed || !strings.Contains(stderr, "pgstore stats: pgstore: connect to database") || !strings.Contains(stderr, "127.0.0.1") {
 		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+	// migrate prints no summary of a run that never started.
+	stdout, stderr, code := runCLI(t, "migrate", "-dsn", "postgres://nobody@127.0.0.1:1/none?sslmode=disable",
+		"-cookie-name", "session", "-hash-key", strings.Repeat("ab", 32))
+	if code != exitFailed || stdout != "" || !strings.Contains(stderr, "127.0.0.1") {
+		t.Errorf("migrate: exit %d, stdout %q, stderr %q; want exit 1 and no summary", code, stdout, stderr)
 	}
 }

@@ -116,7 +116,9 @@ func migrateFlags(fs *flag.FlagSet, c *common) func(context.Context, io.Writer) 
 		}
 		m := &migrator{o: o, common: c, codecs: oldCodecs(o), from: qualified(o.fromSchema, o.fromTable), to: qualified(c.schema, c.table)}
 		res, err := m.run(ctx)
-		res.print(stdout, o.dryRun)
+		if res.counted {
+			res.print(stdout, o.dryRun)
+		}
 		if err == nil && res.failed > 0 {
 			err = fmt.Errorf("%d rows failed", res.failed)
 		}
@@ -264,6 +266,7 @@ func (m *migrator) open(ctx context.Context) error {
 type result struct {
 	migrated, present, expired, failed int
 	failures                           []failure
+	counted                            bool // the run got as far as counting rows: worth a summary
 }
 
 type failure struct {
@@ -354,6 +357,7 @@ func (m *migrator) run(ctx context.Context) (result, error) {
 		" WHERE expires_on IS NULL OR expires_on <= $1", cutoff).Scan(&res.expired); err != nil {
 		return res, fmt.Errorf("count expired rows of %s: %w", m.from, err)
 	}
+	res.counted = true
 
 	query := "SELECT id, key, data, extract(epoch FROM created_on)::float8, extract(epoch FROM expires_on)::float8 FROM " +
 		m.from + " WHERE expires_on > $1 AND id > $2 ORDER BY id LIMIT $3"
