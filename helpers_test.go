@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -293,3 +294,72 @@ func ctxTimeout(t *testing.T) context.Context {
 // syncBuffer is a bytes.Buffer safe for concurrent writers: loggers,
 // child processes' output.
 type syncBuffer = pgtest.Buffer
+
+// newAtOnce runs n calls of open at the same moment, as n processes
+// starting together would, closes the stores they return, and returns the
+// first error.
+func newAtOnce(n int, open func(i int) (*pgstore.Store, error)) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			st, err := open(i)
+			if err != nil {
+				errs <- err
+				return
+			}
+			errs <- st.Close()
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loginRole creates a login role for the test, named prefix and a suffix
+// of the test's own, and drops it (and what it owns) afterwards. Where
+// roles cannot be created it skips the test, or fails it under CI.
+func loginRole(t *testing.T, db *sql.DB, prefix string) string {
+	t.Helper()
+	role := prefix + strings.ReplaceAll(pgtest.Schema(t, db), "pgstore_test_", "")
+	if _, err := db.Exec(`CREATE ROLE "` + role + `" LOGIN`); err != nil {
+		pgtest.SkipOrFail(t, fmt.Errorf("cannot create a role here: %w", err))
+	}
+	t.Cleanup(func() {
+		db.Exec(`DROP OWNED BY "` + role + `"`)
+		db.Exec(`DROP ROLE "` + role + `"`)
+	})
+	return role
+}
+
+// column returns the first column of query's rows, as text.
+func column(t *testing.T, db *sql.DB, query string, args ...any) []string {
+	t.Helper()
+	rows, err := db.Query(query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

@@ -143,23 +143,7 @@ func sqlStateOf(err error) string {
 
 func sids(t *testing.T, db *sql.DB, schema string) []string {
 	t.Helper()
-	rows, err := db.Query(`SELECT sid FROM ` + qualified(schema, pgstore.DefaultTableName) + ` ORDER BY sid`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var got []string
-	for rows.Next() {
-		var sid string
-		if err := rows.Scan(&sid); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, sid)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return got
+	return column(t, db, `SELECT sid FROM `+qualified(schema, pgstore.DefaultTableName)+` ORDER BY sid`)
 }
 
 func sorted(s []string) []string {

@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,30 +23,11 @@ func TestConcurrentTableCreation(t *testing.T) {
 	eachDriver(t, func(t *testing.T, db *sql.DB) {
 		for round := 0; round < 5; round++ {
 			schema := pgtest.Schema(t, db)
-			const n = 8
-			var wg sync.WaitGroup
-			errs := make(chan error, n)
-			start := make(chan struct{})
-			for i := 0; i < n; i++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					<-start
-					st, err := pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{hashKey1}, SchemaName: schema, PruneInterval: -1})
-					if err != nil {
-						errs <- err
-						return
-					}
-					errs <- st.Close()
-				}()
-			}
-			close(start)
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				if err != nil {
-					t.Fatalf("round %d: concurrent New: %v", round, err)
-				}
+			err := newAtOnce(8, func(int) (*pgstore.Store, error) {
+				return pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{hashKey1}, SchemaName: schema, PruneInterval: -1})
+			})
+			if err != nil {
+				t.Fatalf("round %d: concurrent New: %v", round, err)
 			}
 		}
 	})
@@ -58,14 +38,7 @@ func TestConcurrentTableCreation(t *testing.T) {
 func TestRoleWithoutCreatePrivilege(t *testing.T) {
 	db := sharedDB(t, "postgres")
 	dsn, _ := pgtest.DSN()
-	role := "pgstore_app_" + strings.ReplaceAll(pgtest.Schema(t, db), "pgstore_test_", "")
-	if _, err := db.Exec(`CREATE ROLE "` + role + `" LOGIN`); err != nil {
-		pgtest.SkipOrFail(t, fmt.Errorf("cannot create a role here: %w", err))
-	}
-	t.Cleanup(func() {
-		db.Exec(`DROP OWNED BY "` + role + `"`)
-		db.Exec(`DROP ROLE "` + role + `"`)
-	})
+	role := loginRole(t, db, "pgstore_app_")
 	withTable := pgtest.Schema(t, db)
 	withoutTable := pgtest.Schema(t, db)
 	admin := newTestStore(t, db, pgstore.Config{SchemaName: withTable})
@@ -243,24 +216,9 @@ func TestSchemaSQLNamesMatchNew(t *testing.T) {
 		t.Fatalf("schema.sql names %v; want a primary key and an expire index", want)
 	}
 	st := newTestStore(t, db, pgstore.Config{SchemaName: pgtest.Schema(t, db)})
-	rows, err := db.Query(`SELECT conname FROM pg_constraint WHERE conrelid = to_regclass($1) AND contype = 'p'
+	got := column(t, db, `SELECT conname FROM pg_constraint WHERE conrelid = to_regclass($1) AND contype = 'p'
 		UNION SELECT indexname FROM pg_indexes WHERE schemaname = $2 AND tablename = 'user_sessions' ORDER BY 1`,
 		qualified(st.SchemaName(), "user_sessions"), st.SchemaName())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var got []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, name)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("New named the default table's constraint and indexes %v; schema.sql names %v", got, want)
 	}

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/pgsessions/pgstore"
@@ -165,31 +164,12 @@ func TestConcurrentSessTextCreation(t *testing.T) {
 	db := sharedDB(t, "postgres")
 	for round := range 5 {
 		schema := pgtest.Schema(t, db)
-		const n = 8
-		var wg sync.WaitGroup
-		errs := make(chan error, n)
-		start := make(chan struct{})
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				st, err := pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{hashKey1}, SchemaName: schema,
-					TableName: fmt.Sprintf("t%d", i), PruneInterval: -1})
-				if err != nil {
-					errs <- err
-					return
-				}
-				errs <- st.Close()
-			}()
-		}
-		close(start)
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			if err != nil {
-				t.Fatalf("round %d: concurrent New of tables in one schema: %v", round, err)
-			}
+		err := newAtOnce(8, func(i int) (*pgstore.Store, error) {
+			return pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{hashKey1}, SchemaName: schema,
+				TableName: fmt.Sprintf("t%d", i), PruneInterval: -1})
+		})
+		if err != nil {
+			t.Fatalf("round %d: concurrent New of tables in one schema: %v", round, err)
 		}
 	}
 }
@@ -200,14 +180,7 @@ func TestConcurrentSessTextCreation(t *testing.T) {
 func TestSessTextWithoutCreatePrivilege(t *testing.T) {
 	db := sharedDB(t, "postgres")
 	dsn, _ := pgtest.DSN()
-	role := "pgstore_fn_" + strings.ReplaceAll(pgtest.Schema(t, db), "pgstore_test_", "")
-	if _, err := db.Exec(`CREATE ROLE "` + role + `" LOGIN`); err != nil {
-		pgtest.SkipOrFail(t, fmt.Errorf("cannot create a role here: %w", err))
-	}
-	t.Cleanup(func() {
-		db.Exec(`DROP OWNED BY "` + role + `"`)
-		db.Exec(`DROP ROLE "` + role + `"`)
-	})
+	role := loginRole(t, db, "pgstore_fn_")
 	schema := pgtest.Schema(t, db)
 	newTestStore(t, db, pgstore.Config{SchemaName: schema})
 	for _, stmt := range []string{

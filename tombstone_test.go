@@ -14,7 +14,6 @@ import (
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -234,14 +233,7 @@ func TestTombstonesAndRoles(t *testing.T) {
 	db := sharedDB(t, "postgres")
 	dsn, _ := pgtest.DSN()
 	schema := pgtest.Schema(t, db)
-	role := "pgstore_app_" + strings.ReplaceAll(schema, "pgstore_test_", "")
-	if _, err := db.Exec(`CREATE ROLE "` + role + `" LOGIN`); err != nil {
-		pgtest.SkipOrFail(t, fmt.Errorf("cannot create a role here: %w", err))
-	}
-	t.Cleanup(func() {
-		db.Exec(`DROP OWNED BY "` + role + `"`)
-		db.Exec(`DROP ROLE "` + role + `"`)
-	})
+	role := loginRole(t, db, "pgstore_app_")
 	newTestStore(t, db, pgstore.Config{SchemaName: schema}) // the table, owned by the test's role
 	table := qualified(schema, pgstore.DefaultTableName)
 	for _, stmt := range []string{
@@ -461,30 +453,11 @@ func TestConcurrentTombstoneCreation(t *testing.T) {
 	eachDriver(t, func(t *testing.T, db *sql.DB) {
 		for round := 0; round < 3; round++ {
 			schema := pgtest.Schema(t, db)
-			const n = 8
-			var wg sync.WaitGroup
-			errs := make(chan error, n)
-			start := make(chan struct{})
-			for i := 0; i < n; i++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					<-start
-					st, err := pgstore.New(db, pgstore.Config{ExpressSecrets: []string{newSecret}, SchemaName: schema, PruneInterval: -1})
-					if err != nil {
-						errs <- err
-						return
-					}
-					errs <- st.Close()
-				}()
-			}
-			close(start)
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				if err != nil {
-					t.Fatalf("round %d: concurrent New: %v", round, err)
-				}
+			err := newAtOnce(8, func(int) (*pgstore.Store, error) {
+				return pgstore.New(db, pgstore.Config{ExpressSecrets: []string{newSecret}, SchemaName: schema, PruneInterval: -1})
+			})
+			if err != nil {
+				t.Fatalf("round %d: concurrent New: %v", round, err)
 			}
 		}
 	})
