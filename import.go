@@ -40,12 +40,7 @@ func (st *Store) Import(ctx context.Context, id string, values map[any]any, crea
 	if created.IsZero() {
 		created = now
 	}
-	if limit := created.Add(st.cfg.absoluteTimeout); st.cfg.absoluteTimeout > 0 && limit.Before(expires) {
-		expires = limit
-	}
-	// Milliseconds, as Save writes: the Express cookie's expires has no
-	// more, and the row's expire must agree with it.
-	expires = expires.Truncate(time.Millisecond)
+	expires = st.settleExpiry(expires, created.Unix()) // as Save would write it
 	if !expires.After(now) {
 		return false, fmt.Errorf("pgstore: import session %s: it expired at %s", logID(id), expires.UTC().Format(time.RFC3339))
 	}

@@ -56,7 +56,13 @@ func (st *Store) touchWindow(o *sessions.Options) time.Duration {
 // expiry returns when a session written now expires, capped by the absolute
 // timeout.
 func (st *Store) expiry(now time.Time, o *sessions.Options, created int64) time.Time {
-	exp := st.row.roundExpiry(now.Add(st.ttl(o)))
+	return st.settleExpiry(now.Add(st.ttl(o)), created)
+}
+
+// settleExpiry rounds exp as the row format stores it, and caps it by the
+// absolute timeout of a session created at created (epoch seconds).
+func (st *Store) settleExpiry(exp time.Time, created int64) time.Time {
+	exp = st.row.roundExpiry(exp)
 	if st.cfg.absoluteTimeout > 0 {
 		if limit := time.Unix(created, 0).Add(st.cfg.absoluteTimeout); limit.Before(exp) {
 			exp = limit // whole seconds
