@@ -141,9 +141,11 @@ type Config struct {
 	// server after its last use. Default: 24 hours.
 	BrowserSessionTTL time.Duration
 
-	// QueryTimeout bounds every query the store sends, on top of the
-	// request's own context. Default: 5 seconds. A negative value means no
-	// bound beyond the caller's context.
+	// QueryTimeout bounds the database work of each call (a load, a
+	// Save, a Regenerate, one batch of a prune), retries after connection
+	// errors included, on top of the request's own context. Default: 5
+	// seconds. A negative value means no bound beyond the caller's
+	// context.
 	QueryTimeout time.Duration
 
 	// HashIDs stores the SHA-256 of each session ID in the sid column instead
@@ -162,6 +164,19 @@ type Config struct {
 	// Default: JSONCodec{}. Use GobCodec{} for gob-registered types, which
 	// Node cannot read.
 	Codec Codec
+
+	// TransactionPooler makes the store work through a transaction-mode
+	// pooler (PgBouncer with pool_mode=transaction, Supavisor's or Neon's
+	// pooled endpoints, RDS Proxy), which may send each transaction to a
+	// different server connection. The store then prepares nothing and
+	// keeps no state in a server session: its statements go as one-shot
+	// queries, and its locks last one transaction. The driver must send
+	// each query in one round trip without naming it: Open sets lib/pq's
+	// binary_parameters=yes; with pgx, put default_query_exec_mode=exec in
+	// the DSN. New checks both and says what to change
+	// (docs/production.md). Default: false (statements are prepared, one
+	// round trip each with any driver settings).
+	TransactionPooler bool
 
 	// TimeZone is the zone in which the expire column (a timestamp without
 	// time zone) is written and compared, whatever the connection's own
@@ -208,6 +223,7 @@ type settings struct {
 	byteStable        bool // codec writes equal values as equal bytes: JSONCodec
 	timeZone          string
 	express           bool
+	transactionPooler bool
 	keyPairs          [][]byte // KeyPairs, then RetiredKeys as pairs
 	dbNow             string   // the SQL expression for the database's clock
 }
@@ -228,6 +244,7 @@ func (c *Config) settings() (settings, error) {
 		codec:             c.Codec,
 		timeZone:          c.TimeZone,
 		express:           len(c.ExpressSecrets) > 0,
+		transactionPooler: c.TransactionPooler,
 		dbNow:             "now()",
 	}
 	if s.table == "" {

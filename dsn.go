@@ -49,22 +49,28 @@ const defaultConnectTimeout = "10"
 
 // withConnectTimeout adds connect_timeout to dsn unless it has one.
 func withConnectTimeout(dsn string) string {
+	return withDefault(dsn, "connect_timeout", defaultConnectTimeout)
+}
+
+// withDefault sets key to value in dsn (a URL or key=value string) unless
+// dsn sets key already.
+func withDefault(dsn, key, value string) string {
 	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
 		q := u.Query()
-		if q.Has("connect_timeout") {
+		if q.Has(key) {
 			return dsn
 		}
-		q.Set("connect_timeout", defaultConnectTimeout)
+		q.Set(key, value)
 		u.RawQuery = q.Encode()
 		return u.String()
 	}
 	for _, f := range strings.Fields(dsn) {
-		if strings.HasPrefix(f, "connect_timeout=") {
+		if strings.HasPrefix(f, key+"=") {
 			return dsn
 		}
 	}
 	if strings.TrimSpace(dsn) == "" {
-		return "connect_timeout=" + defaultConnectTimeout
+		return key + "=" + value
 	}
-	return dsn + " connect_timeout=" + defaultConnectTimeout
+	return dsn + " " + key + "=" + value
 }

@@ -44,8 +44,9 @@ func (st *Store) SchemaName() string { return st.cfg.schema }
 // LockKey is the advisory lock key the store uses for purpose.
 func (st *Store) LockKey(purpose string) int64 { return st.cfg.lockKey(purpose) }
 
-// PruneSQL is the statement that deletes one batch of expired rows.
-func (st *Store) PruneSQL() string { return st.cfg.pruneSQL() }
+// PruneSQL is the statement the background pruner runs for one batch of
+// expired rows: $1 the cutoff, $2 the batch size, $3 the lock key.
+func (st *Store) PruneSQL() string { return st.cfg.pruneSQL(true) }
 
 // RevokeSQL is the statement Revoke and RevokeOthers send for key.
 func (st *Store) RevokeSQL(key string) string { return st.cfg.revokeSQL(key) }

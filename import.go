@@ -55,8 +55,8 @@ func (st *Store) Import(ctx context.Context, id string, values map[any]any, crea
 	query := "INSERT INTO " + st.cfg.qualifiedTable() + " (sid, sess, expire) VALUES ($1, $2, to_timestamp($3) AT TIME ZONE " +
 		quoteLiteral(st.cfg.timeZone) + ") ON CONFLICT (sid) DO NOTHING"
 	var inserted int64
-	err = st.retry(ctx, func(ctx context.Context) error {
-		res, err := st.db.ExecContext(ctx, query, st.sid(id), string(sess), epoch(expires))
+	err = st.retry(ctx, func(ctx context.Context, on runner) error {
+		res, err := on.ExecContext(ctx, query, st.sid(id), string(sess), epoch(expires))
 		if err == nil {
 			inserted, err = res.RowsAffected()
 		}

@@ -37,6 +37,12 @@ var ErrTooLarge = errors.New("pgstore: session too large")
 // Get errors (the database is unreachable) call for failing the request.
 var ErrCorrupt = errors.New("pgstore: session row cannot be read")
 
+// ErrReadOnly is wrapped by the error New returns when the database it
+// reaches is a standby or the connection is read-only. The store reads
+// sessions where it writes them, never from a replica, which may lag
+// behind a login (docs/production.md).
+var ErrReadOnly = errors.New("pgstore: database is read-only")
+
 var errClosed = errors.New("pgstore: store is closed")
 
 // Store is a gorilla/sessions Store that keeps sessions in a PostgreSQL table
@@ -72,18 +78,13 @@ type Store struct {
 	warnedInsecure atomic.Bool
 
 	stmts statements
+	stats counters
 
 	pruneStop context.CancelFunc
 	pruneDone chan struct{}
 	closeOnce sync.Once
 	closeErr  error
 	closed    chan struct{}
-}
-
-// statements are prepared once in New. Each costs one round trip per use,
-// where an unprepared query with arguments costs two with lib/pq.
-type statements struct {
-	load, insert, update, updateValues, delete, regenerate, exists *sql.Stmt
 }
 
 // New returns a Store on db, which it never closes. It validates cfg, creates
@@ -123,9 +124,15 @@ func Open(dsn string, cfg Config) (*Store, error) {
 //
 // Unless dsn sets connect_timeout, Open sets it to 10 seconds: without it
 // lib/pq waits forever for a server that accepts connections but does not
-// answer, whatever the context says.
+// answer, whatever the context says. With Config.TransactionPooler, unless
+// dsn sets binary_parameters, Open sets it to yes, so that lib/pq sends
+// each query in one round trip the pooler cannot split.
 func OpenContext(ctx context.Context, dsn string, cfg Config) (*Store, error) {
-	db, err := sql.Open("postgres", withConnectTimeout(dsn))
+	dsn = withConnectTimeout(dsn)
+	if cfg.TransactionPooler {
+		dsn = withDefault(dsn, "binary_parameters", "yes")
+	}
+	db, err := sql.Open("postgres", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: open %s: %w", describeDSN(dsn), err)
 	}
@@ -192,7 +199,7 @@ func newStore(ctx context.Context, db *sql.DB, cfg Config, h hooks) (*Store, err
 	}
 
 	if err := st.setup(ctx); err != nil {
-		st.closeStatements()
+		st.stmts.close()
 		return nil, err
 	}
 	if set.pruneInterval > 0 {
@@ -213,11 +220,13 @@ func (st *Store) setup(ctx context.Context) error {
 	// abandoned attempt ends when the driver gives up (lib/pq: at
 	// connect_timeout, which Open sets).
 	probe := make(chan error, 1)
+	var standby, readOnly bool
 	go func() {
 		var zoned sql.NullString
 		var dbNow float64
-		err := st.db.QueryRowContext(qctx, "SELECT (now() AT TIME ZONE $1)::text, date_part('epoch', "+st.cfg.dbNow+")",
-			st.cfg.timeZone).Scan(&zoned, &dbNow)
+		err := st.db.QueryRowContext(qctx, "SELECT (now() AT TIME ZONE $1)::text, date_part('epoch', "+st.cfg.dbNow+"), "+
+			"pg_is_in_recovery(), current_setting('transaction_read_only') = 'on'",
+			st.cfg.timeZone).Scan(&zoned, &dbNow, &standby, &readOnly)
 		if err == nil {
 			st.observeDBClock(dbNow)
 		}
@@ -237,6 +246,15 @@ func (st *Store) setup(ctx context.Context) error {
 			return fmt.Errorf("%w: Config.TimeZone %q: %w", ErrConfig, st.cfg.timeZone, err)
 		}
 		return fmt.Errorf("pgstore: connect to database: %w", err)
+	}
+	switch {
+	case standby:
+		// Sessions are read where they are written: a replica lags, and
+		// a user who just signed in would look signed out there.
+		return fmt.Errorf("%w: the database is a standby (read-only replica); point the store at the primary, "+
+			"with target_session_attrs=read-write in a multi-host DSN (docs/production.md)", ErrReadOnly)
+	case readOnly:
+		return fmt.Errorf("%w: the connection is read-only (default_transaction_read_only is on for this role or database)", ErrReadOnly)
 	}
 	if !st.cfg.skipCreateTable {
 		if err := st.ensureTable(qctx); err != nil {
@@ -266,60 +284,11 @@ func (st *Store) setup(ctx context.Context) error {
 	if err := st.checkExpireIndex(qctx); err != nil {
 		return err
 	}
-	return st.prepare(qctx)
-}
-
-func (st *Store) prepare(ctx context.Context) error {
-	t := st.cfg.qualifiedTable()
-	tz := quoteLiteral(st.cfg.timeZone)
-	// expire is a timestamp without time zone holding wall-clock time in
-	// TimeZone. Epoch seconds go in and out through to_timestamp and
-	// AT TIME ZONE, so the connection's own TimeZone never matters.
-	at := func(param string) string { return "(to_timestamp(" + param + ") AT TIME ZONE " + tz + ")" }
-	// Whether a row is alive is judged by the database's clock, never by
-	// the app server's, so that servers whose clocks disagree agree on it.
-	aliveSQL := "expire >= (" + st.cfg.dbNow + " AT TIME ZONE " + tz + ")"
-	queries := []struct {
-		dst **sql.Stmt
-		sql string
-	}{
-		// load returns the row whatever its expiry, with the database's
-		// clock in the same statement: the caller judges expiry by that
-		// clock, the query binds one parameter, and the store learns the
-		// clock's offset on every load.
-		{&st.stmts.load, "SELECT sess, date_part('epoch', expire AT TIME ZONE " + tz + "), date_part('epoch', " +
-			st.cfg.dbNow + ") FROM " + t + " WHERE sid = $1"},
-		{&st.stmts.insert, "INSERT INTO " + t + " (sid, sess, expire) VALUES ($1, $2, " + at("$3") + ")"},
-		{&st.stmts.update, "UPDATE " + t + " SET sess = $2, expire = " + at("$3") + " WHERE sid = $1 AND " + aliveSQL},
-		{&st.stmts.updateValues, "UPDATE " + t + " SET sess = $2 WHERE sid = $1 AND " + aliveSQL},
-		{&st.stmts.delete, "DELETE FROM " + t + " WHERE sid = $1"},
-		// One statement moves a session to a new ID: the old row goes and
-		// the new one comes in the same round trip and transaction, and
-		// only if the old row was there and alive, so that a session logged
-		// out, revoked or expired meanwhile is never brought back. Of two
-		// concurrent Regenerates the second waits on the row lock, then
-		// finds nothing to delete and inserts nothing.
-		{&st.stmts.regenerate, "WITH gone AS (DELETE FROM " + t + " WHERE sid = $1 AND " + aliveSQL +
-			" RETURNING 1) INSERT INTO " + t + " (sid, sess, expire) SELECT $2, $3, " + at("$4") + " FROM gone"},
-		{&st.stmts.exists, "SELECT EXISTS (SELECT 1 FROM " + t + " WHERE sid = $1)"},
+	st.stmts.build(&st.cfg)
+	if st.cfg.transactionPooler {
+		return st.checkPooler(qctx)
 	}
-	for _, q := range queries {
-		stmt, err := st.db.PrepareContext(ctx, q.sql)
-		if err != nil {
-			return fmt.Errorf("pgstore: prepare statements on %s: %w", t, err)
-		}
-		*q.dst = stmt
-	}
-	return nil
-}
-
-func (st *Store) closeStatements() {
-	for _, stmt := range []*sql.Stmt{st.stmts.load, st.stmts.insert, st.stmts.update,
-		st.stmts.updateValues, st.stmts.delete, st.stmts.regenerate, st.stmts.exists} {
-		if stmt != nil {
-			stmt.Close()
-		}
-	}
+	return st.stmts.prepare(qctx, st.db)
 }
 
 // Close stops the background pruner and waits for it to exit, then releases
@@ -333,7 +302,7 @@ func (st *Store) Close() error {
 			st.pruneStop()
 			<-st.pruneDone
 		}
-		st.closeStatements()
+		st.stmts.close()
 		if st.ownsDB {
 			if err := st.db.Close(); err != nil {
 				st.closeErr = fmt.Errorf("pgstore: close database: %w", err)
@@ -414,6 +383,7 @@ func (st *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 		// A row we cannot read is reported, and the request goes on with
 		// an empty session. The row stays for inspection; it is never
 		// overwritten because the new session gets a new ID.
+		st.stats.errCorrupt.Add(1)
 		s.Values = make(map[any]any)
 		*s.Options = st.cfg.options
 		st.log.WarnContext(r.Context(), "pgstore: session row cannot be read", "session", logID(id), "err", err)
@@ -444,8 +414,9 @@ func (st *Store) load(ctx context.Context, id string) (*loaded, error) {
 	}
 	l := &loaded{id: id}
 	var dbNow float64
-	err := st.retry(ctx, func(ctx context.Context) error {
-		return st.stmts.load.QueryRowContext(ctx, st.sid(id)).Scan(&l.raw, &l.expire, &dbNow)
+	st.stats.loads.Add(1)
+	err := st.retry(ctx, func(ctx context.Context, on runner) error {
+		return st.stmts.load.queryRow(ctx, on, st.sid(id)).Scan(&l.raw, &l.expire, &dbNow)
 	})
 	switch {
 	case errors.Is(err, sql.ErrNoRows):

@@ -2,8 +2,6 @@ package pgstore
 
 import (
 	"context"
-	"database/sql"
-	"database/sql/driver"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -24,55 +22,77 @@ func (st *Store) Prune(ctx context.Context) (int64, error) {
 	if st.isClosed() {
 		return 0, errClosed
 	}
-	return st.deleteExpired(ctx, st.db)
+	st.stats.pruneRounds.Add(1)
+	n, _, err := st.deleteExpired(ctx, false)
+	return n, err
 }
 
-type execer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}
-
-// pruneSQL deletes one batch of expired rows. The batch is picked through
+// pruneSQL deletes one batch of expired rows and returns whether it held
+// the prune lock and how many rows it deleted. The batch is picked through
 // the expire index (ORDER BY expire makes that the plan even when the
 // statement is prepared and planned generically, as pgx does), locked with
 // SKIP LOCKED so concurrent pruners and requests never wait on each other,
 // and deleted through the primary key as an array, never a join over the
 // whole table.
 //
+// With lock, the statement first tries the table's prune lock ($3), an
+// advisory lock that lasts the statement's own transaction, and deletes
+// nothing when another store holds it. The lock is taken and released
+// within the one statement, so a transaction-mode pooler cannot separate
+// it from the DELETE, and no lock can outlive a lost connection.
+//
 // Expired means expired by the database's clock: the cutoff is never later
 // than now() there, so an app server whose clock runs fast cannot delete
 // sessions that are still alive.
-func (s *settings) pruneSQL() string {
+func (s *settings) pruneSQL(lock bool) string {
 	t := s.qualifiedTable()
 	tz := quoteLiteral(s.timeZone)
-	return "DELETE FROM " + t + " WHERE sid = ANY(ARRAY(SELECT sid FROM " + t +
+	held := "true"
+	if lock {
+		held = "pg_try_advisory_xact_lock($3)"
+	}
+	return "WITH lock AS (SELECT " + held + " AS held), gone AS (DELETE FROM " + t +
+		" WHERE (SELECT held FROM lock) AND sid = ANY(ARRAY(SELECT sid FROM " + t +
 		" WHERE expire < LEAST(to_timestamp($1) AT TIME ZONE " + tz + ", " + s.dbNow + " AT TIME ZONE " + tz + ")" +
-		" ORDER BY expire LIMIT $2 FOR UPDATE SKIP LOCKED))"
+		" ORDER BY expire LIMIT $2 FOR UPDATE SKIP LOCKED)) RETURNING 1)" +
+		" SELECT (SELECT held FROM lock), (SELECT count(*) FROM gone)"
 }
 
-func (st *Store) deleteExpired(ctx context.Context, ex execer) (int64, error) {
-	query := st.cfg.pruneSQL()
+// deleteExpired deletes expired rows in batches. With lock, each batch
+// takes the prune lock, and the round stops (locked false if at the first
+// batch) when another store holds it.
+func (st *Store) deleteExpired(ctx context.Context, lock bool) (total int64, locked bool, err error) {
+	query := st.cfg.pruneSQL(lock)
+	args := []any{0.0, pruneBatch}
+	if lock {
+		args = append(args, st.cfg.lockKey("prune"))
+	}
 	// One cutoff for the whole round, so a round always ends: the
 	// database's clock as estimated at its start (and never past the
 	// database's own now(), which the statement also applies).
-	cutoff := epoch(st.dbNow())
-	var total int64
-	for {
+	args[0] = epoch(st.dbNow())
+	for batch := 0; ; batch++ {
 		if err := ctx.Err(); err != nil {
-			return total, fmt.Errorf("pgstore: prune: %w", err)
+			return total, locked, fmt.Errorf("pgstore: prune: %w", err)
 		}
-		qctx, cancel := st.queryContext(ctx)
-		res, err := ex.ExecContext(qctx, query, cutoff, pruneBatch)
-		cancel()
+		var held bool
+		var n int64
+		err := st.retry(ctx, func(ctx context.Context, on runner) error {
+			return on.QueryRowContext(ctx, query, args...).Scan(&held, &n)
+		})
 		if err != nil {
-			return total, fmt.Errorf("pgstore: prune: %w", err)
+			return total, locked, fmt.Errorf("pgstore: prune: %w", err)
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return total, fmt.Errorf("pgstore: prune: %w", err)
+		if !held {
+			// Another store prunes this table, from its first batch or
+			// from here on.
+			return total, locked, nil
 		}
+		locked = true
 		total += n
+		st.stats.prunedRows.Add(uint64(n))
 		if n < pruneBatch {
-			return total, st.deleteExpiredTombstones(ctx, ex)
+			return total, locked, st.deleteExpiredTombstones(ctx)
 		}
 	}
 }
@@ -126,42 +146,11 @@ func jitter(d time.Duration) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d)))
 }
 
-// pruneRound prunes unless another Store (in any process) on the same table
-// is pruning: the session-level advisory lock lets one through and the
-// others skip the round, so N instances never run N DELETEs over the same
-// rows. locked reports whether this store got the lock.
+// pruneRound prunes unless another Store (in any process) on the same
+// table is pruning: the prune lock lets one through and the others skip
+// the round, so N instances never run N DELETEs over the same rows. locked
+// reports whether this store got the lock.
 func (st *Store) pruneRound(ctx context.Context) (n int64, locked bool, err error) {
-	conn, err := st.db.Conn(ctx)
-	if err != nil {
-		return 0, false, fmt.Errorf("pgstore: prune: %w", err)
-	}
-	defer conn.Close()
-	key := st.cfg.lockKey("prune")
-	qctx, cancel := st.queryContext(ctx)
-	err = conn.QueryRowContext(qctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&locked)
-	cancel()
-	if err != nil {
-		return 0, false, fmt.Errorf("pgstore: prune: lock: %w", err)
-	}
-	if !locked {
-		return 0, false, nil
-	}
-	defer func() {
-		// Unlock even when ctx is cancelled. If that fails, the lock would
-		// live on in the pooled connection, so the connection is discarded
-		// instead, which releases the lock with its server session.
-		// The unlock can also "succeed" with false, when the statement ran
-		// on another server session than the lock (a transaction-mode
-		// pooler): discard the connection then too.
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		var unlocked bool
-		if uerr := conn.QueryRowContext(uctx, "SELECT pg_advisory_unlock($1)", key).Scan(&unlocked); uerr != nil || !unlocked {
-			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-			st.log.WarnContext(ctx, "pgstore: could not release the prune lock; dropped its connection",
-				"table", st.cfg.qualifiedTable(), "err", uerr)
-		}
-	}()
-	n, err = st.deleteExpired(ctx, conn)
-	return n, true, err
+	st.stats.pruneRounds.Add(1)
+	return st.deleteExpired(ctx, true)
 }

@@ -36,24 +36,21 @@ func (st *Store) Regenerate(r *http.Request, w http.ResponseWriter, s *sessions.
 		return st.create(r, w, s, "regenerate", st.insertRow)
 	}
 	oldSID, oldID := st.sid(s.ID), s.ID
-	tries := 0
-	err := st.create(r, w, s, "regenerate", func(ctx context.Context, sid, sess string, exp float64) error {
-		tries++
-		res, err := st.stmts.regenerate.ExecContext(ctx, oldSID, sid, sess, exp)
+	err := st.create(r, w, s, "regenerate", func(ctx context.Context, on runner, sid, sess string, exp float64) error {
+		res, err := st.stmts.regenerate.exec(ctx, on, oldSID, sid, sess, exp)
 		if err != nil {
-			return err
+			return insertOwn(err)
 		}
 		n, err := res.RowsAffected()
 		if err != nil || n == 1 {
 			return err
 		}
-		if tries > 1 {
-			// An earlier attempt may have committed before its connection
-			// died: then the new row is there and the old one gone.
-			var done bool
-			if err := st.stmts.exists.QueryRowContext(ctx, sid).Scan(&done); err != nil || done {
-				return err
-			}
+		// An earlier run may have committed before its connection died,
+		// whether the store retried or database/sql re-ran the statement
+		// on its own: then the new row is there and the old one gone.
+		var done bool
+		if err := st.stmts.exists.queryRow(ctx, on, sid).Scan(&done); err != nil || done {
+			return err
 		}
 		return ErrSessionNotFound
 	})

@@ -9,50 +9,110 @@ import (
 	"net"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // errQueryTimeout is the cause of a query cancelled by Config.QueryTimeout.
 // It wraps context.DeadlineExceeded, so callers can test for either.
 var errQueryTimeout = fmt.Errorf("query took longer than Config.QueryTimeout: %w", context.DeadlineExceeded)
 
-// attempts is how often a statement is tried when the connection it ran on
-// turns out to be dead, as every pooled connection is after a database
-// restart or failover. Every statement the store sends is safe to repeat.
-const attempts = 3
+// Retries after a connection error. The first retries follow each other at
+// once, since every pooled connection may be dead (after a restart or a
+// failover each fails at once); later ones wait, from retryBackoff doubling
+// up to retryMaxBackoff, so that they outlast a short restart. All of them
+// together are bounded by Config.QueryTimeout, and without one by
+// retryMaxWaits waits.
+const (
+	retryBackoff    = 10 * time.Millisecond
+	retryMaxBackoff = 500 * time.Millisecond
+	retryMaxWaits   = 10
+)
 
-// retry runs op, each attempt bounded by Config.QueryTimeout, and repeats it
-// on a fresh connection while it fails with a connection error.
-func (st *Store) retry(ctx context.Context, op func(context.Context) error) error {
-	var err error
-	for i := 0; i < attempts; i++ {
-		qctx, cancel := st.queryContext(ctx)
-		err = op(qctx)
-		timedOut := qctx.Err() != nil
-		if err != nil && context.Cause(qctx) == errQueryTimeout {
-			err = fmt.Errorf("%w (%v): %w", errQueryTimeout, st.cfg.queryTimeout, err)
-		}
-		cancel()
-		if err == nil || timedOut || !isConnError(err) {
-			return err
-		}
+// retry runs op, bounded by Config.QueryTimeout, and runs it again while it
+// fails with a connection error or on a read-only server (SQLSTATE 25006:
+// a connection left on a node that was demoted in a failover). Every
+// statement the store sends is safe to repeat.
+//
+// The first attempt runs on the pool. Each retry checks out a connection
+// of its own and drops it from the pool when it fails, so that a dead or
+// read-only connection is tried once, never again: after as many retries
+// as the pool held connections, a fresh connection has been tried.
+func (st *Store) retry(ctx context.Context, op func(context.Context, runner) error) error {
+	qctx, cancel := st.queryContext(ctx)
+	defer cancel()
+	err := op(qctx, st.db)
+	if retryable(err) && qctx.Err() == nil {
+		err = st.retryFresh(qctx, op, err)
+	}
+	if err == nil {
+		return nil
+	}
+	st.stats.countError(err)
+	if context.Cause(qctx) == errQueryTimeout {
+		err = fmt.Errorf("%w (%v): %w", errQueryTimeout, st.cfg.queryTimeout, err)
+	} else if sqlState(err) == "26000" && !st.cfg.transactionPooler {
+		err = fmt.Errorf("%w (a prepared statement went missing: behind a transaction-mode pooler such as PgBouncer, set Config.TransactionPooler)", err)
 	}
 	return err
 }
 
-// retryInsert is retry for an INSERT under a fresh random ID: if an attempt
-// whose connection died had in fact committed, the retry meets its own row
-// as a unique violation, which means success (no other session can hold a
-// 192- or 256-bit random ID).
-func (st *Store) retryInsert(ctx context.Context, op func(context.Context) error) error {
-	retried := false
-	return st.retry(ctx, func(ctx context.Context) error {
-		err := op(ctx)
-		if retried && sqlState(err) == "23505" {
-			return nil
+// retryFresh is retry's loop after the first attempt failed with err.
+func (st *Store) retryFresh(ctx context.Context, op func(context.Context, runner) error, err error) error {
+	atOnce := st.db.Stats().OpenConnections + 1
+	wait := retryBackoff
+	for attempt := 1; ; attempt++ {
+		if attempt > atOnce {
+			if attempt-atOnce > retryMaxWaits {
+				return err
+			}
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return err
+			case <-t.C:
+			}
+			wait = min(2*wait, retryMaxBackoff)
 		}
-		retried = true
-		return err
-	})
+		st.stats.retries.Add(1)
+		conn, cerr := st.db.Conn(ctx)
+		if cerr != nil {
+			if !retryable(cerr) || ctx.Err() != nil {
+				return cerr
+			}
+			err = cerr
+			continue
+		}
+		err = op(ctx, conn)
+		if retryable(err) {
+			// Drop it: database/sql keeps a connection whose driver did
+			// not report it broken (pgx after 57P01, any driver on a
+			// read-only server).
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+		conn.Close()
+		if !retryable(err) || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+// retryable reports whether an attempt that failed with err may succeed on
+// another connection.
+func retryable(err error) bool {
+	return err != nil && (isConnError(err) || sqlState(err) == "25006")
+}
+
+// insertOwn is a write under a fresh random ID: a unique violation on it
+// can only be the store's own earlier attempt, which committed but whose
+// reply was lost with its connection (database/sql re-runs a statement
+// whose connection broke, within one attempt), so it means success. No
+// other session can hold a 192- or 256-bit random ID.
+func insertOwn(err error) error {
+	if sqlState(err) == "23505" {
+		return nil
+	}
+	return err
 }
 
 // sqlState returns the SQLSTATE code of a server error from lib/pq or pgx,

@@ -87,9 +87,9 @@ func (st *Store) revoke(ctx context.Context, key string, value any, keepSID stri
 	query := st.cfg.revokeSQL(key)
 	var n int64
 	for attempt := 1; ; attempt++ {
-		err = st.retry(ctx, func(ctx context.Context) error {
+		err = st.retry(ctx, func(ctx context.Context, on runner) error {
 			var err error
-			n, err = st.deleteSnapshot(ctx, query, text, keepSID)
+			n, err = deleteSnapshot(ctx, on, query, text, keepSID)
 			return err
 		})
 		if sqlState(err) != "40001" || attempt == revokeAttempts {
@@ -99,6 +99,7 @@ func (st *Store) revoke(ctx context.Context, key string, value any, keepSID stri
 	if err != nil {
 		return 0, fmt.Errorf("pgstore: revoke by %q: %w", key, err)
 	}
+	st.stats.revoked.Add(uint64(n))
 	st.log.InfoContext(ctx, "pgstore: revoked sessions", "key", key, "deleted", n, "kept", keepSID != "")
 	return n, nil
 }
@@ -122,8 +123,8 @@ const revokeAttempts = 10
 // DELETE reaches it, and the new one is invisible to it. Under REPEATABLE
 // READ that case fails with a serialization error (40001), and the caller
 // starts again with a snapshot that holds the new row.
-func (st *Store) deleteSnapshot(ctx context.Context, query string, args ...any) (int64, error) {
-	tx, err := st.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead})
+func deleteSnapshot(ctx context.Context, on runner, query string, args ...any) (int64, error) {
+	tx, err := on.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead})
 	if err != nil {
 		return 0, err
 	}

@@ -104,9 +104,9 @@ func checkName(s *sessions.Session, op string) error {
 }
 
 // insertRow is create's statement for a new session.
-func (st *Store) insertRow(ctx context.Context, sid, sess string, exp float64) error {
-	_, err := st.stmts.insert.ExecContext(ctx, sid, sess, exp)
-	return err
+func (st *Store) insertRow(ctx context.Context, on runner, sid, sess string, exp float64) error {
+	_, err := st.stmts.insert.exec(ctx, on, sid, sess, exp)
+	return insertOwn(err)
 }
 
 // create stores s as a new session under a fresh ID: write runs the
@@ -114,7 +114,7 @@ func (st *Store) insertRow(ctx context.Context, sid, sess string, exp float64) e
 // clock (created) starts now. On success s carries the new ID and its
 // cookie is set.
 func (st *Store) create(r *http.Request, w http.ResponseWriter, s *sessions.Session, op string,
-	write func(ctx context.Context, sid, sess string, exp float64) error) error {
+	write func(ctx context.Context, on runner, sid, sess string, exp float64) error) error {
 	if err := checkName(s, op); err != nil {
 		return err
 	}
@@ -140,12 +140,13 @@ func (st *Store) create(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 	if err != nil {
 		return err
 	}
-	err = st.retryInsert(r.Context(), func(ctx context.Context) error {
-		return write(ctx, st.sid(id), string(sess), epoch(exp))
+	err = st.retry(r.Context(), func(ctx context.Context, on runner) error {
+		return write(ctx, on, st.sid(id), string(sess), epoch(exp))
 	})
 	if err != nil {
 		return fmt.Errorf("pgstore: %s session: %w", op, err)
 	}
+	st.stats.inserts.Add(1)
 	forget(r, s)
 	s.ID = id
 	s.IsNew = false
@@ -185,18 +186,19 @@ func (st *Store) update(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 	// concurrent change of the other side's.
 	sameMeta := m.created == l.meta.created && m.maxAge == l.meta.maxAge && m.hasMaxAge == l.meta.hasMaxAge
 	if !touch && (bytes.Equal(sess, l.raw) || unchanged && sameMeta || st.sameValues(l.raw, s.Values)) {
+		st.stats.skippedWrites.Add(1)
 		return nil
 	}
 	if err := checkName(s, "save"); err != nil {
 		return err
 	}
 	var res sql.Result
-	err = st.retry(r.Context(), func(ctx context.Context) error {
+	err = st.retry(r.Context(), func(ctx context.Context, on runner) error {
 		var err error
 		if touch {
-			res, err = st.stmts.update.ExecContext(ctx, st.sid(s.ID), string(sess), epoch(exp))
+			res, err = st.stmts.update.exec(ctx, on, st.sid(s.ID), string(sess), epoch(exp))
 		} else {
-			res, err = st.stmts.updateValues.ExecContext(ctx, st.sid(s.ID), string(sess))
+			res, err = st.stmts.updateValues.exec(ctx, on, st.sid(s.ID), string(sess))
 		}
 		return err
 	})
@@ -210,6 +212,7 @@ func (st *Store) update(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 		st.log.DebugContext(r.Context(), "pgstore: save of a session that no longer exists", "session", logID(s.ID))
 		return ErrSessionNotFound
 	}
+	st.stats.updates.Add(1)
 	l.raw, l.meta = sess, m
 	if touch {
 		l.expire = epoch(exp)
@@ -267,12 +270,13 @@ func (st *Store) destroy(r *http.Request, w http.ResponseWriter, s *sessions.Ses
 		}
 	}
 	s.ID = ""
-	err := st.retry(r.Context(), func(ctx context.Context) error {
-		_, err := st.stmts.delete.ExecContext(ctx, st.sid(id))
+	err := st.retry(r.Context(), func(ctx context.Context, on runner) error {
+		_, err := st.stmts.delete.exec(ctx, on, st.sid(id))
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("pgstore: delete session: %w", err)
 	}
+	st.stats.deletes.Add(1)
 	return nil
 }

@@ -157,13 +157,15 @@ func (st *Store) tombstonesExist(ctx context.Context, q queryer) (schema string,
 // deleteExpiredTombstones deletes the tombstones whose hour has passed. The
 // table holds an hour of deletions, so one statement over all of it is
 // cheap.
-func (st *Store) deleteExpiredTombstones(ctx context.Context, ex execer) error {
+func (st *Store) deleteExpiredTombstones(ctx context.Context) error {
 	if st.tomb.name == "" {
 		return nil
 	}
-	qctx, cancel := st.queryContext(ctx)
-	defer cancel()
-	if _, err := ex.ExecContext(qctx, "DELETE FROM "+st.tomb.qualified()+" WHERE expire < "+st.cfg.dbNow); err != nil {
+	err := st.retry(ctx, func(ctx context.Context, on runner) error {
+		_, err := on.ExecContext(ctx, "DELETE FROM "+st.tomb.qualified()+" WHERE expire < "+st.cfg.dbNow)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("pgstore: prune tombstones: %w", err)
 	}
 	return nil

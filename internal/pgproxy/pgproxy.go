@@ -64,6 +64,9 @@ type Proxy struct {
 	conns   map[net.Conn]struct{}
 	stmts   []string
 	waiters []waiter
+	lose    string // LoseReply's armed substring; "" when not armed
+	refuse  int    // connections Refuse still has to close
+	refused chan struct{}
 }
 
 // waiter is an Await in progress.
@@ -138,6 +141,34 @@ func (p *Proxy) Await(substr string) <-chan struct{} {
 	return w.seen
 }
 
+// LoseReply arms the proxy to lose the server's reply to the next statement
+// (a Parse or simple Query) whose SQL contains substr: the statement reaches
+// the server and runs, committing if it runs outside a transaction, then
+// the client's connection is cut before any byte of the reply reaches it,
+// as when the network fails between a commit and its acknowledgement.
+// Replies are lost only for statements a client sends without a Flush
+// (every driver's one-shot and prepared queries): the server then answers
+// after the Sync, once the statement is done.
+func (p *Proxy) LoseReply(substr string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lose = substr
+}
+
+// Refuse makes the proxy close the next n connections as soon as they are
+// accepted, before any byte reaches the server, as a server that is
+// restarting refuses them. The returned channel is closed once the nth is
+// closed.
+func (p *Proxy) Refuse(n int) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refuse, p.refused = n, make(chan struct{})
+	if n <= 0 {
+		close(p.refused)
+	}
+	return p.refused
+}
+
 // DropConnections closes every live connection, on both the client and the
 // server side, as a network cut would. The proxy keeps accepting new ones.
 func (p *Proxy) DropConnections() {
@@ -189,6 +220,21 @@ func (p *Proxy) track(c net.Conn) bool {
 	return true
 }
 
+// refusing reports whether Refuse wants the connection just accepted
+// closed, and counts it.
+func (p *Proxy) refusing() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.refuse <= 0 {
+		return false
+	}
+	p.refuse--
+	if p.refuse == 0 {
+		close(p.refused)
+	}
+	return true
+}
+
 func (p *Proxy) untrack(c net.Conn) {
 	p.mu.Lock()
 	delete(p.conns, c)
@@ -199,7 +245,8 @@ func (p *Proxy) untrack(c net.Conn) {
 // serve handles one client connection until either side goes away.
 func (p *Proxy) serve(client net.Conn) {
 	defer p.wg.Done()
-	if !p.track(client) {
+	if p.refusing() || !p.track(client) {
+		client.Close()
 		return
 	}
 	defer p.untrack(client)
@@ -219,15 +266,30 @@ func (p *Proxy) serve(client net.Conn) {
 	if err != nil {
 		return
 	}
+	var cut atomic.Bool // set by messages when this connection's next reply is to be lost
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		io.Copy(client, server)
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := server.Read(buf)
+			if n > 0 && cut.Load() {
+				break // the reply to LoseReply's statement: drop it and the connection
+			}
+			if n > 0 {
+				if _, werr := client.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
 		client.Close() // server gone: make the client side fail too
 		server.Close()
 	}()
 	if parse {
-		p.messages(in, out) // returns when either side fails or closes
+		p.messages(in, out, &cut) // returns when either side fails or closes
 	} else {
 		io.Copy(server, in) // encrypted or a cancel request: forward blindly
 	}
@@ -288,7 +350,7 @@ func (p *Proxy) startup(in *bufio.Reader, out *bufio.Writer, server io.Reader, c
 }
 
 // messages forwards typed frontend messages, counting and recording them.
-func (p *Proxy) messages(in *bufio.Reader, out *bufio.Writer) error {
+func (p *Proxy) messages(in *bufio.Reader, out *bufio.Writer, cut *atomic.Bool) error {
 	var hdr [5]byte
 	for {
 		// Flush only when the client has nothing more buffered, so pipelined
@@ -314,7 +376,9 @@ func (p *Proxy) messages(in *bufio.Reader, out *bufio.Writer) error {
 			if _, err := io.ReadFull(in, body); err != nil {
 				return err
 			}
-			p.record(hdr[0], body)
+			if p.record(hdr[0], body) {
+				cut.Store(true)
+			}
 			out.Write(body)
 			continue
 		}
@@ -328,8 +392,9 @@ func (p *Proxy) messages(in *bufio.Reader, out *bufio.Writer) error {
 const pingSQL = "-- ping"
 
 // record notes the SQL of a Query or Parse message and counts a Query, or a
-// ping.
-func (p *Proxy) record(typ byte, body []byte) {
+// ping. It reports whether the statement's reply is to be lost
+// (LoseReply).
+func (p *Proxy) record(typ byte, body []byte) (lose bool) {
 	if typ == 'P' { // Parse: statement name, then the query, both C strings
 		if i := bytes.IndexByte(body, 0); i >= 0 {
 			body = body[i+1:]
@@ -342,7 +407,7 @@ func (p *Proxy) record(typ byte, body []byte) {
 	if typ == 'Q' && string(body) == pingSQL {
 		p.pings.Add(1)
 		p.mu.Unlock()
-		return
+		return false
 	}
 	sql := string(body)
 	p.stmts = append(p.stmts, sql)
@@ -358,5 +423,9 @@ func (p *Proxy) record(typ byte, body []byte) {
 		}
 	}
 	p.waiters = waiting
+	if p.lose != "" && strings.Contains(sql, p.lose) {
+		p.lose, lose = "", true
+	}
 	p.mu.Unlock()
+	return lose
 }

@@ -1,0 +1,249 @@
+package pgstore_test
+
+import (
+	"database/sql"
+	"errors"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/pgsessions/pgstore"
+	"github.com/pgsessions/pgstore/internal/pgproxy"
+	"github.com/pgsessions/pgstore/internal/pgtest"
+)
+
+// proxiedWith is proxied with extra DSN parameters.
+func proxiedWith(t testing.TB, driverName string, params map[string]string) (*sql.DB, *pgproxy.Proxy) {
+	t.Helper()
+	dsn := pgtest.Require(t)
+	p, err := pgproxy.Start(pgtest.HostPort(dsn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	all := map[string]string{"sslmode": "disable"}
+	for k, v := range params {
+		all[k] = v
+	}
+	return pgtest.OpenDSN(t, driverName, pgtest.WithParams(pgtest.WithHostPort(dsn, p.Addr()), all)), p
+}
+
+// oneShot are the DSN settings each driver needs to send its queries
+// unprepared in one round trip (Config.TransactionPooler).
+var oneShot = map[string]map[string]string{
+	"postgres": {"binary_parameters": "yes"},
+	"pgx":      {"default_query_exec_mode": "exec"},
+}
+
+// A login or Regenerate whose statement committed, but whose reply was lost
+// with its connection, is a success: the client gets the cookie of the row
+// that was written. The driver or the store runs the statement again, meets
+// its own row (a unique violation on a fresh 256-bit ID), and must not
+// report the login failed, leaving the values in a row nobody can reach.
+func TestCommitWithLostReply(t *testing.T) {
+	for _, drv := range pgtest.Drivers {
+		t.Run(drv, func(t *testing.T) {
+			t.Parallel()
+			// Unprepared statements, so that the proxy sees each one's
+			// text as it is sent.
+			db, proxy := proxiedWith(t, drv, oneShot[drv])
+			st := newTestStore(t, db, pgstore.Config{TransactionPooler: true})
+			direct := sharedDB(t, drv)
+
+			proxy.LoseReply("INSERT INTO")
+			r, s := get(t, st, nil)
+			s.Values["user"] = "ada"
+			w := httptest.NewRecorder()
+			if err := st.Save(r, w, s); err != nil {
+				t.Fatalf("login whose commit's reply was lost: %v", err)
+			}
+			c := responseCookie(w, cookieName)
+			if c == nil {
+				t.Fatal("no cookie after the login")
+			}
+			if n := rowCount(t, direct, st.SchemaName(), "user_sessions"); n != 1 {
+				t.Fatalf("%d rows after one login, want 1", n)
+			}
+			r, s = get(t, st, c)
+			if s.IsNew || s.Values["user"] != "ada" {
+				t.Fatalf("the login's session does not load: new %v, %v", s.IsNew, s.Values)
+			}
+
+			proxy.LoseReply("WITH gone AS")
+			w = httptest.NewRecorder()
+			if err := st.Regenerate(r, w, s); err != nil {
+				t.Fatalf("Regenerate whose commit's reply was lost: %v", err)
+			}
+			c2 := responseCookie(w, cookieName)
+			if c2 == nil || c2.Value == c.Value {
+				t.Fatal("Regenerate set no new cookie")
+			}
+			if _, s := get(t, st, c2); s.IsNew || s.Values["user"] != "ada" {
+				t.Fatalf("the regenerated session does not load: new %v, %v", s.IsNew, s.Values)
+			}
+			if _, s := get(t, st, c); !s.IsNew {
+				t.Fatal("the old ID still loads after Regenerate")
+			}
+		})
+	}
+}
+
+// Retries outlast a short restart: while the server refuses connections,
+// the store keeps trying, with a growing wait, within QueryTimeout, where
+// a few back-to-back retries would all be refused in a millisecond.
+func TestRetriesOutlastRefusedConnections(t *testing.T) {
+	for _, drv := range pgtest.Drivers {
+		t.Run(drv, func(t *testing.T) {
+			t.Parallel()
+			db, proxy := proxied(t, drv)
+			st := newTestStore(t, db, pgstore.Config{})
+			c := login(t, st, map[any]any{"n": 1})
+			refused := proxy.Refuse(8)
+			proxy.DropConnections()
+			r, s := get(t, st, c)
+			if s.IsNew || s.Values["n"] != 1 {
+				t.Fatalf("session after the refusals: new %v, %v", s.IsNew, s.Values)
+			}
+			select {
+			case <-refused:
+			default:
+				t.Fatal("the load succeeded without meeting the refusals: the test tests nothing")
+			}
+			s.Values["n"] = 2
+			if err := st.Save(r, httptest.NewRecorder(), s); err != nil {
+				t.Fatal(err)
+			}
+			if st.Stats().Retries == 0 {
+				t.Error("Stats().Retries is 0 after retries")
+			}
+		})
+	}
+}
+
+// When every pooled connection is dead (all terminated by the server, as in
+// a restart or failover), a load still succeeds: each retry drops the
+// connection it failed on, until a fresh one is tried. pgx reports a
+// terminated connection as an error (57P01) without marking it bad, so
+// three retries over a pool of ten dead connections all failed.
+func TestEveryPooledConnectionTerminated(t *testing.T) {
+	for _, drv := range pgtest.Drivers {
+		t.Run(drv, func(t *testing.T) {
+			t.Parallel()
+			admin := sharedDB(t, drv)
+			db, schema, role := roleDB(t, drv, admin, "pgstore_term_")
+			const pool = 10
+			db.SetMaxIdleConns(pool)
+			db.SetMaxOpenConns(pool)
+			st := newTestStore(t, db, pgstore.Config{SchemaName: schema})
+			c := login(t, st, map[any]any{"n": 1})
+			// Twice: pgx pings a connection it hands out unless it was
+			// handed out within the last second, which would find the
+			// dead ones before the store does.
+			fillPool(t, db, pool)
+			fillPool(t, db, pool)
+			var killed int
+			if err := admin.QueryRow(`SELECT count(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity WHERE usename = $1`, role).Scan(&killed); err != nil {
+				t.Fatal(err)
+			}
+			if killed < pool {
+				t.Fatalf("terminated %d connections, want the pool's %d", killed, pool)
+			}
+			for i := 0; i < 3; i++ {
+				r := request(c)
+				s, err := st.Get(r, cookieName)
+				if err != nil || s.IsNew {
+					t.Fatalf("Get %d after every pooled connection was terminated: new %v, %v", i, s.IsNew, err)
+				}
+			}
+		})
+	}
+}
+
+// fillPool opens n connections on db at once and returns them to its pool.
+func fillPool(t *testing.T, db *sql.DB, n int) {
+	t.Helper()
+	ctx := ctxTimeout(t)
+	var conns []*sql.Conn
+	for i := 0; i < n; i++ {
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.PingContext(ctx); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, conn)
+	}
+	for _, conn := range conns {
+		conn.Close()
+	}
+	if got := db.Stats().Idle; got != n {
+		t.Fatalf("%d idle connections, want %d", got, n)
+	}
+}
+
+// roleDB returns a pool of drv connections as a new login role, and a
+// schema of the test's own that the role may create tables in.
+func roleDB(t *testing.T, drv string, admin *sql.DB, prefix string) (db *sql.DB, schema, role string) {
+	t.Helper()
+	dsn := pgtest.Require(t)
+	role = loginRole(t, admin, prefix)
+	schema = pgtest.Schema(t, admin)
+	if _, err := admin.Exec(`GRANT USAGE, CREATE ON SCHEMA "` + schema + `" TO "` + role + `"`); err != nil {
+		t.Fatal(err)
+	}
+	return pgtest.OpenDSN(t, drv, withUser(dsn, role)), schema, role
+}
+
+// A connection left on a server that turned read-only (a node demoted in a
+// failover, while the pool kept its connections) is dropped and the write
+// retried on a fresh one, whichever the pool held.
+func TestReadOnlyConnectionsAreDropped(t *testing.T) {
+	for _, drv := range pgtest.Drivers {
+		t.Run(drv, func(t *testing.T) {
+			t.Parallel()
+			admin := sharedDB(t, drv)
+			db, schema, role := roleDB(t, drv, admin, "pgstore_ro_")
+			const pool = 10
+			db.SetMaxIdleConns(pool)
+			db.SetMaxOpenConns(pool)
+			st := newTestStore(t, db, pgstore.Config{SchemaName: schema, TouchInterval: -1})
+			c := login(t, st, map[any]any{"n": 0})
+			// Every pooled connection turns read-only; new ones are not.
+			db.SetMaxIdleConns(0)
+			db.SetMaxIdleConns(pool)
+			if _, err := admin.Exec(`ALTER ROLE "` + role + `" SET default_transaction_read_only = on`); err != nil {
+				t.Fatal(err)
+			}
+			fillPool(t, db, pool)
+			if _, err := admin.Exec(`ALTER ROLE "` + role + `" RESET default_transaction_read_only`); err != nil {
+				t.Fatal(err)
+			}
+			for i := 1; i <= 3; i++ {
+				r, s := get(t, st, c)
+				s.Values["n"] = i
+				if err := st.Save(r, httptest.NewRecorder(), s); err != nil {
+					t.Fatalf("Save %d with read-only connections in the pool: %v", i, err)
+				}
+			}
+			login(t, st, map[any]any{"new": true})
+			if _, s := get(t, st, c); s.Values["n"] != 3 {
+				t.Fatalf("n = %v after three saves, want 3", s.Values["n"])
+			}
+		})
+	}
+}
+
+// New refuses a read-only server or connection, saying why: sessions are
+// read where they are written.
+func TestNewRefusesReadOnly(t *testing.T) {
+	admin := sharedDB(t, "postgres")
+	db, schema, role := roleDB(t, "postgres", admin, "pgstore_rn_")
+	if _, err := admin.Exec(`ALTER ROLE "` + role + `" SET default_transaction_read_only = on`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{hashKey1}, SchemaName: schema, PruneInterval: -1})
+	if !errors.Is(err, pgstore.ErrReadOnly) || !strings.Contains(err.Error(), "default_transaction_read_only") {
+		t.Fatalf("New on a read-only connection: %v", err)
+	}
+}
