@@ -71,12 +71,12 @@ func TestStats(t *testing.T) {
 	want.PrunedRows += 3
 	check("two pruning rounds")
 
-	if _, err := db.Exec(`INSERT INTO `+qualified(st.SchemaName(), "user_sessions")+` VALUES ('x', '[]', 'infinity')`); err != nil {
+	if _, err := db.Exec(`INSERT INTO ` + qualified(st.SchemaName(), "user_sessions") + ` VALUES ('x', '[]', 'infinity')`); err != nil {
 		t.Fatal(err)
 	}
 	c3 := login(t, st, map[any]any{"user": "bob"})
 	want.Inserts++
-	if _, err := db.Exec(`UPDATE `+qualified(st.SchemaName(), "user_sessions")+` SET sess = '[]' WHERE sid <> 'x'`); err != nil {
+	if _, err := db.Exec(`UPDATE ` + qualified(st.SchemaName(), "user_sessions") + ` SET sess = '[]' WHERE sid <> 'x'`); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.Get(request(c3), cookieName); err == nil {
