@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -97,11 +98,22 @@ func (JSONCodec) Encode(values map[any]any) ([]byte, error) {
 	return b, nil
 }
 
-// Decode implements Codec.
+// Decode implements Codec. It also reads rows GobCodec wrote, so that
+// switching from GobCodec logs no one out: their values come back as gob
+// decodes them (the types must still be registered with gob.Register), and
+// the next write stores them as JSON.
 func (JSONCodec) Decode(data []byte, values map[any]any) error {
 	obj, err := decodeObject(data)
 	if err != nil {
 		return err
+	}
+	if stream, ok := gobRow(obj); ok {
+		err := decodeGob(stream, obj, values)
+		if err == nil || strings.Contains(err.Error(), "not registered") {
+			return err
+		}
+		// Not a gob stream: a session whose one value is a base64
+		// string under "gob".
 	}
 	for k, v := range obj {
 		values[k] = v
@@ -123,7 +135,7 @@ func jsonValue(x any, depth int) (any, error) {
 	case nil, bool, int, int64, int32, uint, uint64, uint32:
 		return x, nil
 	case string:
-		return x, checkString(v)
+		return jsonString(v), nil
 	case float64:
 		return jsonFloat(v, 64)
 	}
@@ -137,7 +149,7 @@ func jsonValue(x any, depth int) (any, error) {
 	}
 	switch v.Kind() {
 	case reflect.String:
-		return v.String(), checkString(v.String())
+		return jsonString(v.String()), nil
 	case reflect.Bool:
 		return v.Bool(), nil
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
@@ -240,7 +252,40 @@ func jsonFloat(f float64, bits int) (any, error) {
 	return json.Number(s), nil
 }
 
-// checkString refuses invalid UTF-8, which encoding/json would replace.
+// rawStringKey is the one member of the object that stands for a string
+// that is not valid UTF-8: {"_pgstore_b64": "<its bytes in base64>"}.
+// JSON strings are Unicode, and encoding/json would replace the invalid
+// bytes.
+const rawStringKey = "_pgstore_b64"
+
+// jsonString is what encoding/json should write for s: s itself when it
+// is valid UTF-8, else the object that keeps its bytes.
+func jsonString(s string) any {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return map[string]any{rawStringKey: base64.StdEncoding.EncodeToString([]byte(s))}
+}
+
+// rawString returns the string an object written by jsonString stands
+// for.
+func rawString(obj map[string]any) (string, bool) {
+	if len(obj) != 1 {
+		return "", false
+	}
+	text, ok := obj[rawStringKey].(string)
+	if !ok {
+		return "", false
+	}
+	b, err := base64.StdEncoding.DecodeString(text)
+	if err != nil || utf8.Valid(b) {
+		return "", false // not one jsonString writes
+	}
+	return string(b), true
+}
+
+// checkString refuses invalid UTF-8 where a string cannot be replaced by
+// an object: in keys.
 func checkString(s string) error {
 	if !utf8.ValidString(s) {
 		return errors.New("string is not valid UTF-8")
@@ -303,6 +348,8 @@ func decodeValue(data []byte) (any, error) {
 // numbers replaces, in place, the json.Numbers in a decoded value: an int
 // when the number is written without fraction or exponent and fits, else a
 // float64. Numbers beyond float64 are errors, as encoding/json makes them.
+// It also turns the objects that stand for strings that are not valid
+// UTF-8 (jsonString) back into those strings.
 func numbers(v any) (any, error) {
 	switch v := v.(type) {
 	case json.Number:
@@ -317,6 +364,9 @@ func numbers(v any) (any, error) {
 		}
 		return f, nil
 	case map[string]any:
+		if s, ok := rawString(v); ok {
+			return s, nil
+		}
 		for k, e := range v {
 			n, err := numbers(e)
 			if err != nil {
@@ -364,22 +414,53 @@ func (GobCodec) Encode(values map[any]any) ([]byte, error) {
 
 // Decode implements Codec. Members other than the gob stream (the store's
 // own) go into values as JSONCodec decodes them.
+//
+// It also reads rows JSONCodec wrote, so that switching to GobCodec logs
+// no one out: their values come back as JSONCodec returns them, and the
+// next write stores them with gob. (A JSONCodec session whose only value
+// is a base64 string under the key "gob" reads as a gob stream.)
 func (GobCodec) Decode(data []byte, values map[any]any) error {
 	obj, err := decodeObject(data)
 	if err != nil {
 		return err
 	}
+	if stream, ok := gobRow(obj); ok {
+		return decodeGob(stream, obj, values)
+	}
+	if _, ok := obj[gobMember].(string); ok {
+		return fmt.Errorf(`%w: the "gob" member is not base64`, ErrCorrupt)
+	}
+	// A row JSONCodec wrote. Its containers come back as []any and
+	// map[string]any, which gob writes only once registered.
+	registerJSONTypes()
+	for k, v := range obj {
+		values[k] = v
+	}
+	return nil
+}
+
+// gobRow returns the gob stream of a row GobCodec wrote: its one member
+// besides the store's own is "gob", a base64 string.
+func gobRow(obj map[string]any) ([]byte, bool) {
 	text, ok := obj[gobMember].(string)
 	if !ok {
-		return fmt.Errorf(`%w: no "gob" member: the row was not written with GobCodec`, ErrCorrupt)
+		return nil, false
+	}
+	for k := range obj {
+		if k != gobMember && k != metaKey && k != cookieKey {
+			return nil, false
+		}
 	}
 	stream, err := base64.StdEncoding.DecodeString(text)
-	if err != nil {
-		return fmt.Errorf("%w: gob member: %w", ErrCorrupt, err)
-	}
+	return stream, err == nil
+}
+
+// decodeGob puts into values the gob-encoded values of stream and the
+// other members of obj, the row it came from.
+func decodeGob(stream []byte, obj map[string]any, values map[any]any) error {
 	m := make(map[any]any)
 	if err := gob.NewDecoder(bytes.NewReader(stream)).Decode(&m); err != nil {
-		return fmt.Errorf("%w: %w", ErrCorrupt, err)
+		return fmt.Errorf("%w: gob stream (are its types registered with gob.Register?): %w", ErrCorrupt, err)
 	}
 	delete(obj, gobMember)
 	for k, v := range m {
@@ -389,4 +470,19 @@ func (GobCodec) Decode(data []byte, values map[any]any) error {
 		values[k] = v
 	}
 	return nil
+}
+
+var registerOnce sync.Once
+
+// registerJSONTypes registers with gob the containers JSONCodec decodes
+// to. A program that registered them under other names keeps its own.
+func registerJSONTypes() {
+	registerOnce.Do(func() {
+		for _, v := range []any{[]any{}, map[string]any{}} {
+			func() {
+				defer func() { _ = recover() }() // registered already, under another name
+				gob.Register(v)
+			}()
+		}
+	})
 }

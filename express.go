@@ -162,11 +162,11 @@ func appendExpressCookie(buf []byte, o *sessions.Options, expires time.Time, was
 	buf = strconv.AppendBool(buf, o.Secure)
 	buf = append(buf, `,"httpOnly":`...)
 	buf = strconv.AppendBool(buf, o.HttpOnly)
-	if domain, err := jsonString(o.Domain); o.Domain != "" && err == nil {
+	if domain, err := quoteJSON(o.Domain); o.Domain != "" && err == nil {
 		buf = append(buf, `,"domain":`...)
 		buf = append(buf, domain...)
 	}
-	path, err := jsonString(o.Path)
+	path, err := quoteJSON(o.Path)
 	if err != nil {
 		path = []byte(`"/"`)
 	}
@@ -251,8 +251,8 @@ func (c expressCookie) maxAgeSeconds() int {
 	return int((*c.originalMaxAge + 999) / 1000)
 }
 
-// jsonString is s as a JSON string, or an error when s cannot be stored.
-func jsonString(s string) ([]byte, error) {
+// quoteJSON is s as a JSON string, or an error when s is not valid UTF-8.
+func quoteJSON(s string) ([]byte, error) {
 	if err := checkString(s); err != nil {
 		return nil, err
 	}

@@ -45,7 +45,7 @@ func (st *Store) Import(ctx context.Context, id string, values map[any]any, crea
 		return false, fmt.Errorf("pgstore: import session %s: it expired at %s", logID(id), expires.UTC().Format(time.RFC3339))
 	}
 	s := sessions.NewSession(st, "")
-	*s.Options = st.cfg.options
+	*s.Options = st.options()
 	s.Values = values
 	sess, err := st.encode(s, meta{created: created.Unix()}, expires, nil)
 	if err != nil {

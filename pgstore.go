@@ -52,6 +52,18 @@ var errClosed = errors.New("pgstore: store is closed")
 // A Store is safe for concurrent use. Create one with New or Open and share
 // it; call Close when done. The zero value is not usable.
 type Store struct {
+	// Options are the cookie attributes and lifetime each new or loaded
+	// session starts with (a copy of them), as in gorilla's own stores:
+	// New sets them from Config.Options, and code written for
+	// CookieStore or FilesystemStore may change them, or replace them,
+	// before the store serves requests. Nil means DefaultOptions().
+	// Changing them while requests are served is a data race.
+	//
+	// MaxAge here is also the lifetime of sessions that did not set one
+	// of their own: changing it moves the expiry of existing sessions at
+	// their next touch, as a changed Config.Options does after a restart.
+	Options *sessions.Options
+
 	db     *sql.DB
 	ownsDB bool
 	cfg    settings
@@ -151,6 +163,31 @@ func OpenContext(ctx context.Context, dsn string, cfg Config) (*Store, error) {
 	return st, nil
 }
 
+// options returns a copy of the store's cookie options.
+func (st *Store) options() sessions.Options {
+	if st.Options == nil {
+		return *DefaultOptions()
+	}
+	return *st.Options
+}
+
+// MaxAge sets the lifetime of new sessions, and of sessions that did not
+// set one of their own, in seconds: Options.MaxAge, as gorilla's stores
+// do. Call it before the store serves requests.
+func (st *Store) MaxAge(age int) {
+	if st.Options == nil {
+		st.Options = DefaultOptions()
+	}
+	st.Options.MaxAge = age
+}
+
+// MaxLength sets the largest encoded session Save writes, in bytes, as
+// Config.MaxLength does, with the meaning of gorilla's stores: l <= 0
+// means no limit. Call it before the store serves requests.
+func (st *Store) MaxLength(l int) {
+	st.cfg.maxLength = max(l, 0)
+}
+
 // DB returns the connection pool the Store uses: the caller's for New, the
 // one Open opened for Open, so that its limits can be tuned.
 func (st *Store) DB() *sql.DB { return st.db }
@@ -175,13 +212,15 @@ func newStore(ctx context.Context, db *sql.DB, cfg Config, h hooks) (*Store, err
 	if h.dbNow != "" {
 		set.dbNow = h.dbNow
 	}
+	opts := set.options
 	st := &Store{
-		db:     db,
-		cfg:    set,
-		log:    set.logger,
-		now:    h.now,
-		rand:   h.rand,
-		closed: make(chan struct{}),
+		Options: &opts,
+		db:      db,
+		cfg:     set,
+		log:     set.logger,
+		now:     h.now,
+		rand:    h.rand,
+		closed:  make(chan struct{}),
 	}
 	if st.log == nil {
 		st.log = slog.New(discardHandler{})
@@ -195,7 +234,7 @@ func newStore(ctx context.Context, db *sql.DB, cfg Config, h hooks) (*Store, err
 	if set.express {
 		st.format, st.row = newExpressFormat(cfg.ExpressSecrets), expressRow{}
 	} else {
-		st.format, st.row = newSecureCookieFormat(set.keyPairs), nativeRow{defaultMaxAge: set.options.MaxAge}
+		st.format, st.row = newSecureCookieFormat(set.keyPairs), nativeRow{}
 	}
 
 	if err := st.setup(ctx); err != nil {
@@ -362,7 +401,7 @@ func (st *Store) Get(r *http.Request, name string) (*sessions.Session, error) {
 // a corrupt row it returns a new session and the error.
 func (st *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 	s := sessions.NewSession(st, name)
-	*s.Options = st.cfg.options
+	*s.Options = st.options()
 	s.IsNew = true
 
 	value, found := st.format.find(r, name)
@@ -385,7 +424,7 @@ func (st *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 		// overwritten because the new session gets a new ID.
 		st.stats.errCorrupt.Add(1)
 		s.Values = make(map[any]any)
-		*s.Options = st.cfg.options
+		*s.Options = st.options()
 		st.log.WarnContext(r.Context(), "pgstore: session row cannot be read", "session", logID(id), "err", err)
 		if !errors.Is(err, ErrCorrupt) {
 			err = fmt.Errorf("%w: %w", ErrCorrupt, err) // from a codec of the caller's

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gorilla/sessions"
 )
@@ -147,6 +148,9 @@ func revokeText(value any) (string, error) {
 	case reflect.String:
 		if strings.ContainsRune(v.String(), 0) {
 			return "", fmt.Errorf("%w: value holds a NUL", ErrEncode)
+		}
+		if !utf8.ValidString(v.String()) {
+			return "", fmt.Errorf("%w: value is not valid UTF-8", ErrEncode)
 		}
 		return v.String(), nil
 	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,

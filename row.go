@@ -42,7 +42,8 @@ type rowFormat interface {
 	// reserved lists the session keys the format keeps for itself.
 	reserved() []string
 	// setMaxAge records in m the lifetime of a session with options o.
-	setMaxAge(m *meta, o *sessions.Options)
+	// defaultMaxAge is the store's Options.MaxAge.
+	setMaxAge(m *meta, o *sessions.Options, defaultMaxAge int)
 	// appendMembers appends the store's members to buf, each followed by
 	// a comma. cookieExpires is the cookie's expiry, kept in Express mode.
 	appendMembers(buf []byte, m meta, o *sessions.Options, cookieExpires time.Time) []byte
@@ -60,13 +61,13 @@ type rowFormat interface {
 // nativeRow keeps the session's lifetime in "_pgstore" only when it
 // differs from the store's default ("remember me"), so that sessions
 // follow a changed default.
-type nativeRow struct{ defaultMaxAge int }
+type nativeRow struct{}
 
 func (nativeRow) reserved() []string { return []string{metaKey} }
 
-func (f nativeRow) setMaxAge(m *meta, o *sessions.Options) {
+func (nativeRow) setMaxAge(m *meta, o *sessions.Options, defaultMaxAge int) {
 	m.maxAge, m.hasMaxAge = 0, false
-	if o.MaxAge != f.defaultMaxAge {
+	if o.MaxAge != defaultMaxAge {
 		m.maxAge, m.hasMaxAge = o.MaxAge, true
 	}
 }
@@ -94,7 +95,7 @@ type expressRow struct{}
 
 func (expressRow) reserved() []string { return []string{metaKey, cookieKey} }
 
-func (expressRow) setMaxAge(m *meta, o *sessions.Options) {
+func (expressRow) setMaxAge(m *meta, o *sessions.Options, _ int) {
 	m.maxAge, m.hasMaxAge = max(o.MaxAge, 0), true
 }
 

@@ -87,7 +87,7 @@ func (st *Store) writable(s *sessions.Session) error {
 		return errClosed
 	}
 	if s.Options == nil {
-		opts := st.cfg.options
+		opts := st.options()
 		s.Options = &opts
 	}
 	return checkMaxAge(s.Options.MaxAge)
@@ -126,7 +126,7 @@ func (st *Store) create(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 		// and Node's cookie fields stay.
 		old, m.cookie = l.raw, l.meta.cookie
 	}
-	st.row.setMaxAge(&m, s.Options)
+	st.row.setMaxAge(&m, s.Options, st.options().MaxAge)
 	exp := st.expiry(now, s.Options, m.created)
 	sess, err := st.encode(s, m, exp, old)
 	if err != nil {
@@ -161,7 +161,7 @@ func (st *Store) update(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 	if m.created == 0 {
 		m.created = now.Unix() // a row from another writer: the clock starts now
 	}
-	st.row.setMaxAge(&m, s.Options)
+	st.row.setMaxAge(&m, s.Options, st.options().MaxAge)
 	exp := st.expiry(now, s.Options, m.created)
 	// Touch when the stored expiry lags by the touch window or more, or
 	// when the session's lifetime changed (remember me switched on or
