@@ -40,7 +40,11 @@
 // getErrors does this once, in a middleware.
 //
 // New creates the table when it is missing, prepares its statements and
-// starts a goroutine that deletes expired rows; Close stops it. With
+// starts a goroutine that deletes expired rows; Close stops it. Behind a
+// transaction-mode pooler such as PgBouncer, set Config.TransactionPooler:
+// the store then prepares nothing. New refuses a read-only replica
+// (ErrReadOnly): sessions are read where they are written. Store.Stats
+// returns counters for monitoring. With
 // Config.ExpressSecrets set, the store reads and writes express-session's
 // cookie and row format, so a Go service and an Express service share live
 // sessions.

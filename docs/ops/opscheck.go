@@ -15,7 +15,6 @@
 //	go run docs/ops/opscheck.go [-dsn URL] prunerole
 //	go run docs/ops/opscheck.go [-dsn URL] partition
 //	go run docs/ops/opscheck.go [-dsn URL] traffic
-//	go run docs/ops/opscheck.go -dsn POOLER_URL -direct SERVER_URL pooler
 //	go run docs/ops/opscheck.go [-dsn URL] [-rows N] scripts
 //
 // The DSN defaults to DATABASE_URL, else postgres://root@127.0.0.1:5432/test.
@@ -39,7 +38,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -53,7 +51,6 @@ import (
 
 var (
 	dsnFlag    = flag.String("dsn", "", "database URL (default: DATABASE_URL, else postgres://root@127.0.0.1:5432/test)")
-	directFlag = flag.String("direct", "", "pooler: URL of the server itself, for setup and pg_locks")
 	driverFlag = flag.String("driver", "postgres", "database/sql driver: postgres (lib/pq) or pgx")
 	schemaFlag = flag.String("schema", "", "traffic: the schema to create and leave behind (default: pgstore_ops_monitor_ and a random suffix)")
 	rowsFlag   = flag.Int("rows", 20000, "scripts: rows for explain.sql and size.sql (the docs' figures use 1000000)")
@@ -76,12 +73,11 @@ func main() {
 		"prunerole":    pruneRole,
 		"partition":    partition,
 		"traffic":      traffic,
-		"pooler":       pooler,
 		"scripts":      scripts,
 	}
 	check := checks[flag.Arg(0)]
 	if check == nil {
-		log.Fatalf("usage: opscheck [-dsn URL] hostcookie|rotation|revokeothers|lockkey|prepared|prunerole|partition|traffic|pooler|scripts")
+		log.Fatalf("usage: opscheck [-dsn URL] hostcookie|rotation|revokeothers|lockkey|prepared|prunerole|partition|traffic|scripts")
 	}
 	if err := check(); err != nil {
 		log.Fatalf("%s: FAIL: %v", flag.Arg(0), err)
@@ -862,100 +858,5 @@ func scripts() error {
 		return fmt.Errorf("left behind: %v", left)
 	}
 	fmt.Printf("none of the %d schemas the runs made (nor privileges.sql's roles) is left behind\n", len(made))
-	return nil
-}
-
-// pooler runs the store through a connection pooler (PgBouncer) with both
-// drivers and reports which operations fail, then whether the background
-// pruner's session-level advisory lock survives the pooler.
-func pooler() error {
-	if *directFlag == "" {
-		return errors.New("-direct (the server's own URL) is required")
-	}
-	direct := open("postgres", *directFlag)
-	defer direct.Close()
-	for _, driver := range []string{"postgres", "pgx"} {
-		schema, drop := scratch(direct, "pgstore_ops_check")
-		fmt.Printf("%s through %s:\n", driver, *dsnFlag)
-		db := open(driver, *dsnFlag)
-		db.SetMaxOpenConns(8)
-		db.SetMaxIdleConns(8)
-		var logs syncBuffer
-		logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-		st, err := pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{randomKey()}, SchemaName: schema,
-			PruneInterval: 30 * time.Millisecond, Logger: logger})
-		if err != nil {
-			fmt.Printf("  New: ERROR %v\n", err)
-			db.Close()
-			drop()
-			continue
-		}
-		errs := map[string]int{}
-		var mu sync.Mutex
-		record := func(op string, err error) {
-			mu.Lock()
-			defer mu.Unlock()
-			key := op + ": ok"
-			if err != nil {
-				key = op + ": " + err.Error()
-			}
-			errs[key]++
-		}
-		if _, err := direct.Exec(`INSERT INTO "` + schema + `".user_sessions SELECT 'old' || g, '{}', now() AT TIME ZONE 'UTC' - interval '1 hour' FROM generate_series(1, 5000) g`); err != nil {
-			return err
-		}
-		var wg sync.WaitGroup
-		for g := 0; g < 8; g++ {
-			wg.Add(1)
-			go func(g int) {
-				defer wg.Done()
-				for i := 0; i < 25; i++ {
-					c, err := login(st, "session", map[string]any{"user_id": g})
-					record("login", err)
-					if err != nil {
-						continue
-					}
-					r := newRequest(c)
-					s, err := st.Get(r, "session")
-					if err == nil && s.IsNew {
-						err = errors.New("session did not load")
-					}
-					record("get", err)
-					if err != nil {
-						continue
-					}
-					s.Values["n"] = i
-					record("save", st.Save(r, httptest.NewRecorder(), s))
-					record("regenerate", st.Regenerate(r, httptest.NewRecorder(), s))
-					s.Options.MaxAge = -1
-					record("logout", st.Save(r, httptest.NewRecorder(), s))
-				}
-			}(g)
-		}
-		wg.Wait()
-		_, err = st.Revoke(context.Background(), "user_id", 3)
-		record("revoke", err)
-		time.Sleep(time.Second) // background pruner rounds
-		st.Close()
-		keys := make([]string, 0, len(errs))
-		for k := range errs {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			fmt.Printf("  %4d x %s\n", errs[k], k)
-		}
-		out := logs.String()
-		fmt.Printf("  pruner rounds: %d pruned, %d skipped (lock busy), %d failed\n",
-			strings.Count(out, "msg=\"pgstore: pruned expired sessions\""), strings.Count(out, "another store is pruning"),
-			strings.Count(out, "pruning expired sessions failed"))
-		var expired, locks int
-		direct.QueryRow(`SELECT count(*) FROM "` + schema + `".user_sessions WHERE sid LIKE 'old%'`).Scan(&expired)
-		direct.QueryRow(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1
-			AND ((classid::bigint << 32) | objid::bigint) = ` + fmt.Sprint(goLockKey(schema, "user_sessions"))).Scan(&locks)
-		fmt.Printf("  expired rows left: %d of 5000; prune locks still held after Close: %d\n", expired, locks)
-		db.Close()
-		drop()
-	}
 	return nil
 }
