@@ -81,7 +81,7 @@ ORDER BY total_exec_time DESC LIMIT 12;
 \echo '(pg_stat_statements is not installed)'
 \endif
 
-\echo '== 6. Who holds the prune lock (held only while a round runs)'
+\echo '== 6. Who holds the prune lock (held only while one prune batch runs)'
 SELECT ('x' || encode(substring(sha256(
          convert_to('pgstore', 'UTF8') || '\x00'::bytea || convert_to('prune', 'UTF8') || '\x00'::bytea ||
          convert_to(:'store_schema', 'UTF8') || '\x00'::bytea || convert_to(:'table', 'UTF8')) FROM 1 FOR 8), 'hex'))::bit(64)::bigint
