@@ -41,8 +41,8 @@ type Codec interface {
 const maxDepth = 9999
 
 // ErrEncode is wrapped by the errors Save returns when a value cannot be
-// stored: a non-string key, a reserved key, an unsupported type, NaN,
-// invalid UTF-8, or nesting past 9,999 levels. Nothing is written when it is
+// stored: a non-string key, a reserved key, a key that is not valid UTF-8,
+// an unsupported type, NaN, or nesting past 9,999 levels. Nothing is written when it is
 // returned.
 var ErrEncode = errors.New("pgstore: value cannot be stored")
 
@@ -64,7 +64,10 @@ var ErrEncode = errors.New("pgstore: value cannot be stored")
 //	                           comes back as its RFC 3339 string)
 //	[]byte                  -> its base64 string
 //
-// Strings must be valid UTF-8; NUL characters are stored as \u0000.
+// Any string comes back byte for byte: NUL characters are stored as
+// \u0000, and a string that is not valid UTF-8 (JSON strings are Unicode)
+// as an object holding its bytes in base64, {"_pgstore_b64": "..."}. Keys
+// must be valid UTF-8.
 // Values that JSON cannot represent (channels, functions, complex numbers,
 // NaN, infinities, cycles) make Encode fail with an error naming the key.
 //
