@@ -37,15 +37,41 @@ func Bouncer(t testing.TB) string {
 	}
 	b, err := bouncer, bouncerErr
 	bouncerMu.Unlock()
+	if err != nil {
+		bouncerFailed(t, dsn, err)
+	}
+	return b.DSN()
+}
+
+// OwnBouncer is Bouncer for a test that may leave server connections in a
+// state other tests must not inherit (named prepared statements, session
+// locks): it starts a PgBouncer of t's own, stopped when t ends.
+func OwnBouncer(t testing.TB) string {
+	t.Helper()
+	dsn := Require(t)
+	b, err := pgbouncer.Start(dsn)
+	if err != nil {
+		bouncerFailed(t, dsn, err)
+	}
+	t.Cleanup(func() {
+		if err := b.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return b.DSN()
+}
+
+// bouncerFailed ends t, for which no PgBouncer started in front of dsn.
+func bouncerFailed(t testing.TB, dsn string, err error) {
+	t.Helper()
 	switch {
 	case errors.Is(err, pgbouncer.ErrNotInstalled) && !InCI():
 		t.Skipf("skipped for want of PgBouncer: %v\n(under CI this would fail)", err)
 	case errors.Is(err, pgbouncer.ErrNotInstalled):
 		t.Fatalf("%v\n(this is a failure, not a skip, because CI is set: CI must run the pooler tests)", err)
-	case err != nil:
+	default:
 		t.Fatalf("start PgBouncer in front of %s: %v", redact(dsn), err)
 	}
-	return b.DSN()
 }
 
 // BouncerDSN is Bouncer's DSN with the settings driverName needs behind a
