@@ -318,7 +318,9 @@ func TestPruneLockThroughPooler(t *testing.T) {
 			if err != nil || !locked || n != 10 {
 				t.Fatalf("round after the lock's transaction ended: %d, locked %v, %v", n, locked, err)
 			}
-			for round := range 2 * pgbouncer.PoolSize {
+			// Rounds of a few statements each, over PoolSize server
+			// connections taken in turn: their locks land on each.
+			for round := range 3 * pgbouncer.PoolSize {
 				insertRows(t, db, st.SchemaName(), 1, past, fmt.Sprintf("r%d-", round))
 				n, locked, err := st.PruneRound(ctx)
 				if err != nil || !locked || n != 1 {
