@@ -74,7 +74,8 @@ func sharedDB(t testing.TB, driverName string) *sql.DB {
 }
 
 // eachDriver runs f as parallel subtests, once with lib/pq and once with
-// pgx's stdlib driver.
+// pgx's stdlib driver; for the tests in throughPooler (pooler_test.go),
+// also once with each through PgBouncer in transaction mode.
 func eachDriver(t *testing.T, f func(t *testing.T, db *sql.DB)) {
 	t.Helper()
 	for _, drv := range pgtest.Drivers {
@@ -82,6 +83,14 @@ func eachDriver(t *testing.T, f func(t *testing.T, db *sql.DB)) {
 			t.Parallel()
 			f(t, sharedDB(t, drv))
 		})
+	}
+	if test, _, _ := strings.Cut(t.Name(), "/"); throughPooler[test] {
+		for _, drv := range pgtest.Drivers {
+			t.Run(drv+"_via_pgbouncer", func(t *testing.T) {
+				t.Parallel()
+				f(t, pooledDB(t, drv))
+			})
+		}
 	}
 }
 
@@ -149,6 +158,9 @@ func newTestStore(t testing.TB, db *sql.DB, cfg pgstore.Config, h ...pgstore.Tes
 	}
 	if cfg.PruneInterval == 0 {
 		cfg.PruneInterval = -1
+	}
+	if isPooled(db) {
+		poolerConfig(&cfg)
 	}
 	var hooks pgstore.TestHooks
 	if len(h) > 0 {

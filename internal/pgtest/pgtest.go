@@ -47,9 +47,11 @@ func DSN() (string, error) {
 	return found, findErr
 }
 
-// Stop stops the throwaway cluster, if DSN started one. Call it from
-// TestMain after the tests ran.
+// Stop stops the shared PgBouncer, if Bouncer started one, and the
+// throwaway cluster, if DSN started one. Call it from TestMain after the
+// tests ran.
 func Stop() {
+	stopBouncer()
 	if throwaway != nil {
 		throwaway.Remove()
 	}

@@ -1,0 +1,8 @@
+package pgbouncer
+
+// ReleaseOwner lets go of b's owner lock, as the death of the process that
+// started b would: RemoveStale then takes b for stale.
+func (b *Bouncer) ReleaseOwner() { b.owner.Close() }
+
+// ProcessAlive is processAlive.
+var ProcessAlive = processAlive

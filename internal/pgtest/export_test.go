@@ -1,0 +1,4 @@
+package pgtest
+
+// BouncerFailed is bouncerFailed.
+var BouncerFailed = bouncerFailed
