@@ -55,15 +55,23 @@ var throughPooler = map[string]bool{
 	"TestPruneDeletesOnlyExpired":        true,
 	"TestManyStoresPruneTogether":        true,
 	"TestSteppedClockPrunesLiveSessions": true,
+	// Table creation from many processes at once.
+	"TestConcurrentTableCreation": true,
 }
 
 // poolerConfig sets what a store needs behind a transaction-mode pooler.
 // newTestStore applies it to the stores it builds on a pooled pool.
 func poolerConfig(cfg *pgstore.Config) {
-	// MERGE: cfg.TransactionPooler = true (the field does not exist on this
-	// branch; until it is set here the <driver>_via_pgbouncer subtests
-	// fail on the store's named prepared statements).
-	_ = cfg
+	cfg.TransactionPooler = true
+}
+
+// newStoreOn is pgstore.New with the pooler's settings for a pooled db,
+// for tests that make their stores without newTestStore.
+func newStoreOn(db *sql.DB, cfg pgstore.Config) (*pgstore.Store, error) {
+	if isPooled(db) {
+		poolerConfig(&cfg)
+	}
+	return pgstore.New(db, cfg)
 }
 
 // pooled holds the pools that go through PgBouncer (*sql.DB → true).

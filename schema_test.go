@@ -24,7 +24,7 @@ func TestConcurrentTableCreation(t *testing.T) {
 		for round := 0; round < 5; round++ {
 			schema := pgtest.Schema(t, db)
 			err := newAtOnce(8, func(int) (*pgstore.Store, error) {
-				return pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{hashKey1}, SchemaName: schema, PruneInterval: -1})
+				return newStoreOn(db, pgstore.Config{KeyPairs: [][]byte{hashKey1}, SchemaName: schema, PruneInterval: -1})
 			})
 			if err != nil {
 				t.Fatalf("round %d: concurrent New: %v", round, err)
