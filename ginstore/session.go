@@ -2,6 +2,7 @@ package ginstore
 
 import (
 	"errors"
+	"fmt"
 
 	ginsessions "github.com/gin-contrib/sessions"
 	"github.com/gin-gonic/gin"
@@ -40,16 +41,24 @@ func Unwrap(s ginsessions.Session) (*sessions.Session, error) {
 // s.Save() has nothing left to write. It returns pgstore.ErrSessionNotFound
 // when the session's row is gone (logged out or revoked meanwhile).
 //
-// s must belong to a store made by New; the cookie must be sent before
-// the response body is written, as with s.Save().
+// s must come from a store made by New (or a pgstore.Store used directly);
+// like s.Save(), call it before writing the response body, which sends the
+// headers and with them the cookie.
 func Regenerate(c *gin.Context, s ginsessions.Session) error {
 	gs, err := Unwrap(s)
 	if err != nil {
 		return err
 	}
-	st, ok := gs.Store().(*pgstore.Store)
-	if !ok {
-		return errors.New("pgstore: ginstore: regenerate: the session is not pgstore's")
+	// gorilla's registry makes the store that loaded a session its
+	// Store: this package's adapter, or a pgstore.Store used directly.
+	var st *pgstore.Store
+	switch owner := gs.Store().(type) {
+	case *store:
+		st = owner.st
+	case *pgstore.Store:
+		st = owner
+	default:
+		return fmt.Errorf("pgstore: ginstore: regenerate: the session belongs to a %T, not to a store ginstore.New made", owner)
 	}
 	return st.Regenerate(c.Request, c.Writer, gs)
 }
