@@ -11,10 +11,11 @@ import (
 
 // store adapts a *pgstore.Store to gin-contrib/sessions' Store.
 //
-// Get is its own rather than the pgstore.Store's: that one asks gorilla's
-// per-request registry to load through the pgstore.Store itself, so an
-// adapter that changed only New would never be called. Get, New and Save
-// all lead to the pgstore.Store, through this adapter's New.
+// Get is its own rather than the pgstore.Store's, which asks gorilla's
+// per-request registry to load through the pgstore.Store itself: an
+// adapter that changed only New would never be called. Through this Get
+// the registry calls this New, and makes this adapter the Store of the
+// sessions it hands out, so that their Save comes back here too.
 type store struct {
 	st *pgstore.Store
 }
