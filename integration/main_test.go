@@ -99,7 +99,7 @@ type browser struct {
 }
 
 // newBrowser returns a browser for srv, a fresh one each call (its own
-// jar). Over httptest.NewTLSServer it trusts the server's certificate, so
+// jar). It follows redirects within srv and stops at others. Over httptest.NewTLSServer it trusts the server's certificate, so
 // that Secure cookies travel as they do over https.
 func newBrowser(t *testing.T, srv *httptest.Server) *browser {
 	t.Helper()
@@ -111,7 +111,20 @@ func newBrowser(t *testing.T, srv *httptest.Server) *browser {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &browser{t: t, client: &http.Client{Transport: srv.Client().Transport, Jar: jar}, base: base}
+	client := &http.Client{
+		Transport: srv.Client().Transport,
+		Jar:       jar,
+		// Follow redirects on the test server only: one elsewhere (an
+		// OAuth provider's page) is returned to the test, and nothing
+		// leaves the machine.
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if req.URL.Host != base.Host {
+				return http.ErrUseLastResponse
+			}
+			return nil
+		},
+	}
+	return &browser{t: t, client: client, base: base}
 }
 
 // url returns the absolute URL of path on the browser's server.
