@@ -95,6 +95,7 @@ func (d testDB) sess(t *testing.T) string {
 type browser struct {
 	t      *testing.T
 	client *http.Client
+	srv    *httptest.Server
 	base   *url.URL
 }
 
@@ -124,7 +125,7 @@ func newBrowser(t *testing.T, srv *httptest.Server) *browser {
 			return nil
 		},
 	}
-	return &browser{t: t, client: client, base: base}
+	return &browser{t: t, client: client, srv: srv, base: base}
 }
 
 // url returns the absolute URL of path on the browser's server.
