@@ -6,6 +6,8 @@ replace github.com/pgsessions/pgstore => ../
 
 require (
 	github.com/go-chi/chi/v5 v5.5.0
+	github.com/gorilla/csrf v1.7.3
+	github.com/gorilla/mux v1.8.1
 	github.com/gorilla/sessions v1.4.0
 	github.com/labstack/echo-contrib v0.50.1
 	github.com/labstack/echo/v4 v4.16.0
@@ -16,7 +18,6 @@ require (
 
 require (
 	github.com/gorilla/context v1.1.2 // indirect
-	github.com/gorilla/mux v1.6.2 // indirect
 	github.com/gorilla/securecookie v1.1.2 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
