@@ -31,21 +31,16 @@ type testDB struct {
 	schema string
 }
 
-// newStore returns a store with the default Config, but for its key and a
+// newStore returns a store with the default Config but for its key and a
 // schema of its own, and the database it writes to. Everything is closed
 // and dropped when t ends.
 func newStore(t *testing.T) (*pgstore.Store, testDB) {
 	t.Helper()
-	return newStoreConfig(t, pgstore.Config{})
-}
-
-// newStoreConfig is newStore with cfg's Options (set only where a test
-// says why).
-func newStoreConfig(t *testing.T, cfg pgstore.Config) (*pgstore.Store, testDB) {
-	t.Helper()
 	db := pgtest.Open(t, "postgres", nil)
-	cfg.KeyPairs = [][]byte{randomKey(t)}
-	cfg.SchemaName = pgtest.Schema(t, db)
+	cfg := pgstore.Config{
+		KeyPairs:   [][]byte{randomKey(t)},
+		SchemaName: pgtest.Schema(t, db),
+	}
 	st, err := pgstore.New(db, cfg)
 	if err != nil {
 		t.Fatalf("pgstore.New: %v", err)
