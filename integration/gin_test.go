@@ -6,9 +6,8 @@ package integration_test
 
 import (
 	"net/http"
-	"testing"
-
 	"net/http/httptest"
+	"testing"
 
 	"github.com/gin-contrib/sessions"
 	"github.com/gin-gonic/gin"
