@@ -75,10 +75,24 @@ var ErrEncode = errors.New("pgstore: value cannot be stored")
 // value the application did not change, so that what Node stored survives
 // a Go save byte for byte: lone surrogates, -0, integers beyond 2^53 and
 // the like.
-type JSONCodec struct{}
+type JSONCodec struct {
+	// ReadGobRows makes Decode read rows GobCodec wrote too, for moving a
+	// table from GobCodec without logging anyone out: their values come
+	// back as gob decodes them (keep the gob.Register calls), and the next
+	// write stores them as JSON. A row is GobCodec's when its one member
+	// besides the store's own is "gob", holding base64. So that no session
+	// can be mistaken for one, Encode then refuses a session whose one value
+	// is a string under "gob" (it could carry a gob stream a user chose).
+	// Turn it off once the old rows have been written again or have
+	// expired. It cannot be combined with Config.ExpressSecrets.
+	ReadGobRows bool
+}
 
 // Encode implements Codec.
-func (JSONCodec) Encode(values map[any]any) ([]byte, error) {
+func (c JSONCodec) Encode(values map[any]any) ([]byte, error) {
+	if _, ok := values[gobMember].(string); ok && len(values) == 1 && c.ReadGobRows {
+		return nil, fmt.Errorf("%w: session key %q: with ReadGobRows, a session whose one value is a string under %q would read as a GobCodec row", ErrEncode, gobMember, gobMember)
+	}
 	obj := make(map[string]any, len(values))
 	for k, v := range values {
 		ks, ok := k.(string)
@@ -101,22 +115,15 @@ func (JSONCodec) Encode(values map[any]any) ([]byte, error) {
 	return b, nil
 }
 
-// Decode implements Codec. It also reads rows GobCodec wrote, so that
-// switching from GobCodec logs no one out: their values come back as gob
-// decodes them (the types must still be registered with gob.Register), and
-// the next write stores them as JSON.
-func (JSONCodec) Decode(data []byte, values map[any]any) error {
+// Decode implements Codec. With ReadGobRows it also reads rows GobCodec
+// wrote.
+func (c JSONCodec) Decode(data []byte, values map[any]any) error {
 	obj, err := decodeObject(data)
 	if err != nil {
 		return err
 	}
-	if stream, ok := gobRow(obj); ok {
-		err := decodeGob(stream, obj, values)
-		if err == nil || strings.Contains(err.Error(), "not registered") {
-			return err
-		}
-		// Not a gob stream: a session whose one value is a base64
-		// string under "gob".
+	if stream, ok := gobRow(obj); ok && c.ReadGobRows {
+		return decodeGob(stream, obj, values)
 	}
 	for k, v := range obj {
 		values[k] = v
@@ -191,6 +198,10 @@ func jsonValue(x any, depth int) (any, error) {
 		}
 		if t.Key().Kind() != reflect.String {
 			return nil, fmt.Errorf("map key type %s is not a string", t.Key())
+		}
+		if v.Len() == 1 && v.MapKeys()[0].String() == rawStringKey {
+			// It would read back as the string it seems to hold.
+			return nil, fmt.Errorf("a map whose one key is %q is reserved for strings that are not UTF-8", rawStringKey)
 		}
 		obj := make(map[string]any, v.Len())
 		for it := v.MapRange(); it.Next(); {

@@ -320,6 +320,9 @@ func (c *Config) settings() (settings, error) {
 		if !s.byteStable {
 			return s, configError("Codec", "must be JSONCodec with ExpressSecrets: Node reads sess as JSON values")
 		}
+		if s.codec.(JSONCodec).ReadGobRows {
+			return s, configError("Codec", "JSONCodec.ReadGobRows cannot be combined with ExpressSecrets: Node's rows are never GobCodec's")
+		}
 		for i, secret := range c.ExpressSecrets {
 			if secret == "" {
 				return s, configError(fmt.Sprintf("ExpressSecrets[%d]", i), "is empty")

@@ -59,6 +59,24 @@ func TestTransactionPoolerChecksDriver(t *testing.T) {
 	}
 }
 
+// The check looks at its own probe only: the application's own prepared
+// statements on the connection are none of its business.
+func TestTransactionPoolerCheckIgnoresOtherStatements(t *testing.T) {
+	db := pgtest.Open(t, "postgres", map[string]string{"binary_parameters": "yes"})
+	db.SetMaxOpenConns(1)
+	stmt, err := db.Prepare("SELECT 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stmt.Close()
+	st, err := pgstore.New(db, pgstore.Config{TransactionPooler: true, KeyPairs: [][]byte{hashKey1},
+		SchemaName: pgtest.Schema(t, db), PruneInterval: -1})
+	if err != nil {
+		t.Fatalf("New with an application statement prepared on the connection: %v", err)
+	}
+	st.Close()
+}
+
 // Open adds binary_parameters=yes for a transaction pooler, unless the
 // DSN says otherwise.
 func TestOpenSetsBinaryParameters(t *testing.T) {

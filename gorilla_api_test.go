@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"database/sql"
+	"encoding/base64"
 	"encoding/gob"
 	"errors"
 	"net/http"
@@ -89,12 +90,11 @@ func TestAnyStringRoundTrips(t *testing.T) {
 	zw.Write([]byte(`{"AuthURL":"https://example.test/auth?state=xyz"}`))
 	zw.Close()
 	values := map[any]any{
-		"gothic":  gz.String(),
-		"ff":      "a\xffb",
-		"lone":    "\xed\xa0\x80", // a UTF-16 surrogate, invalid in UTF-8
-		"nested":  map[string]any{"raw": "\xc3", "list": []any{"ok", "\x80"}},
-		"plain":   "héllo",
-		"lookish": map[string]any{"_pgstore_b64": "aGk="}, // looks like the wrapper, but holds valid UTF-8
+		"gothic": gz.String(),
+		"ff":     "a\xffb",
+		"lone":   "\xed\xa0\x80", // a UTF-16 surrogate, invalid in UTF-8
+		"nested": map[string]any{"raw": "\xc3", "list": []any{"ok", "\x80"}},
+		"plain":  "héllo",
 	}
 	eachDriver(t, func(t *testing.T, db *sql.DB) {
 		st := newTestStore(t, db, pgstore.Config{})
@@ -108,6 +108,13 @@ func TestAnyStringRoundTrips(t *testing.T) {
 		var plain string
 		if err := db.QueryRow(`SELECT sess::json ->> 'plain' FROM `+qualified(st.SchemaName(), "user_sessions")+` WHERE sid = $1`, s.ID).Scan(&plain); err != nil || plain != "héllo" {
 			t.Errorf("a valid string is not a plain JSON string: %q, %v", plain, err)
+		}
+		// A map that looks like the wrapper is refused: it would read back
+		// as a string.
+		r2, s2 := get(t, st, nil)
+		s2.Values["prefs"] = map[string]any{"_pgstore_b64": "/w=="}
+		if err := st.Save(r2, httptest.NewRecorder(), s2); !errors.Is(err, pgstore.ErrEncode) {
+			t.Errorf("Save of a map whose one key is _pgstore_b64: %v, want ErrEncode", err)
 		}
 		// Saved again unchanged, and changed, it stays the same.
 		s.Values["n"] = 1
@@ -131,7 +138,10 @@ func init() { gob.Register(profile{}) }
 // neither can read is ErrCorrupt.
 func TestCodecSwitch(t *testing.T) {
 	eachDriver(t, func(t *testing.T, db *sql.DB) {
-		jsonStore := newTestStore(t, db, pgstore.Config{})
+		// Reading GobCodec's rows with JSONCodec is asked for, for the
+		// time of the move: a session's own string under "gob" must not
+		// be read as a gob stream otherwise.
+		jsonStore := newTestStore(t, db, pgstore.Config{Codec: pgstore.JSONCodec{ReadGobRows: true}})
 		gobStore := newTestStore(t, db, pgstore.Config{SchemaName: jsonStore.SchemaName(), Codec: pgstore.GobCodec{}})
 
 		// JSON -> Gob.
@@ -178,4 +188,33 @@ func TestCodecSwitch(t *testing.T) {
 			t.Errorf("GobCodec on a broken gob row: %v, want ErrCorrupt", err)
 		}
 	})
+}
+
+// A session's own string under "gob" is never read as a gob stream by the
+// default JSONCodec: a user who chose that string would choose the
+// session's values. With ReadGobRows, such a session cannot be written.
+func TestGobStringIsNotAGobRow(t *testing.T) {
+	db := sharedDB(t, "pgx")
+	st := newTestStore(t, db, pgstore.Config{})
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(map[any]any{"user_id": 1, "role": "admin"}); err != nil {
+		t.Fatal(err)
+	}
+	chosen := base64.StdEncoding.EncodeToString(buf.Bytes())
+	c := login(t, st, map[any]any{"gob": chosen})
+	if _, s := get(t, st, c); len(s.Values) != 1 || s.Values["gob"] != chosen {
+		t.Fatalf("a string under \"gob\" came back as %#v", s.Values)
+	}
+
+	migrating := newTestStore(t, db, pgstore.Config{SchemaName: st.SchemaName(), Codec: pgstore.JSONCodec{ReadGobRows: true}})
+	r, s := get(t, migrating, nil)
+	s.Values["gob"] = chosen
+	if err := migrating.Save(r, httptest.NewRecorder(), s); !errors.Is(err, pgstore.ErrEncode) {
+		t.Fatalf("ReadGobRows, Save of a lone string under \"gob\": %v, want ErrEncode", err)
+	}
+	_, err := pgstore.New(db, pgstore.Config{ExpressSecrets: []string{"s"}, SchemaName: st.SchemaName(), PruneInterval: -1,
+		Codec: pgstore.JSONCodec{ReadGobRows: true}})
+	if !errors.Is(err, pgstore.ErrConfig) {
+		t.Fatalf("ReadGobRows with ExpressSecrets: %v, want ErrConfig", err)
+	}
 }

@@ -7,6 +7,9 @@ import (
 	"github.com/lib/pq"
 )
 
+// poolerProbe is the query whose preparation checkPooler looks for.
+const poolerProbe = "SELECT $1::text /* pgstore: TransactionPooler check */"
+
 // checkPooler is New's check, with Config.TransactionPooler, that the
 // driver sends each statement in a way a transaction-mode pooler cannot
 // break. The pooler may give each transaction (and each statement outside
@@ -37,13 +40,16 @@ func (st *Store) checkPooler(ctx context.Context) error {
 		}
 	}
 	var text string
-	if err := tx.QueryRowContext(ctx, "SELECT $1::text", "pgstore").Scan(&text); err != nil {
+	if err := tx.QueryRowContext(ctx, poolerProbe, "pgstore").Scan(&text); err != nil {
 		return fmt.Errorf("pgstore: check the driver for Config.TransactionPooler: %w", err)
 	}
-	// PgBouncer 1.21 and later, with max_prepared_statements set, keep
-	// track of prepared statements themselves, under names of their own.
+	// Only the probe counts: the application's own prepared statements
+	// may be on the connection. PgBouncer 1.21 and later, with
+	// max_prepared_statements set, keep track of prepared statements
+	// themselves, under names of their own.
 	var named int
-	err = tx.QueryRowContext(ctx, `SELECT count(*) FROM pg_prepared_statements WHERE NOT from_sql AND name NOT LIKE 'PGBOUNCER\_%'`).Scan(&named)
+	err = tx.QueryRowContext(ctx, `SELECT count(*) FROM pg_prepared_statements
+		WHERE NOT from_sql AND statement = $1 AND name NOT LIKE 'PGBOUNCER\_%'`, poolerProbe).Scan(&named)
 	if err != nil {
 		return fmt.Errorf("pgstore: check the driver for Config.TransactionPooler: %w", err)
 	}

@@ -47,12 +47,17 @@ func (st *Store) retry(ctx context.Context, op func(context.Context, runner) err
 	if err == nil {
 		return nil
 	}
-	st.stats.countError(err)
-	if context.Cause(qctx) == errQueryTimeout {
+	switch {
+	case context.Cause(qctx) == errQueryTimeout:
 		err = fmt.Errorf("%w (%v): %w", errQueryTimeout, st.cfg.queryTimeout, err)
-	} else if sqlState(err) == "26000" && !st.cfg.transactionPooler {
+	case qctx.Err() != nil && !errors.Is(err, qctx.Err()):
+		// The caller's context ended; lib/pq reports only the server's
+		// "canceling statement" (57014).
+		err = fmt.Errorf("%w: %w", qctx.Err(), err)
+	case sqlState(err) == "26000" && !st.cfg.transactionPooler:
 		err = fmt.Errorf("%w (a prepared statement went missing: behind a transaction-mode pooler such as PgBouncer, set Config.TransactionPooler)", err)
 	}
+	st.stats.countError(err)
 	return err
 }
 
@@ -84,6 +89,12 @@ func (st *Store) retryFresh(ctx context.Context, op func(context.Context, runner
 			continue
 		}
 		err = op(ctx, conn)
+		if sqlState(err) == "25006" {
+			// A read-only server: end the connection's server session,
+			// so that a pool below database/sql (pgxpool, through
+			// stdlib.OpenDBFromPool) sees it closed and drops it too.
+			_, _ = conn.ExecContext(ctx, "SELECT pg_terminate_backend(pg_backend_pid())")
+		}
 		if retryable(err) {
 			// Drop it: database/sql keeps a connection whose driver did
 			// not report it broken (pgx after 57P01, any driver on a

@@ -1,11 +1,17 @@
 package pgstore_test
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/pgsessions/pgstore"
 	"github.com/pgsessions/pgstore/internal/pgproxy"
@@ -245,5 +251,119 @@ func TestNewRefusesReadOnly(t *testing.T) {
 	_, err := pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{hashKey1}, SchemaName: schema, PruneInterval: -1})
 	if !errors.Is(err, pgstore.ErrReadOnly) || !strings.Contains(err.Error(), "default_transaction_read_only") {
 		t.Fatalf("New on a read-only connection: %v", err)
+	}
+}
+
+// A statement cut short by QueryTimeout, or by the request's own context,
+// says so through the error (errors.Is with context's errors) and counts as
+// a timeout, with lib/pq too, which reports only the server's "canceling
+// statement" (57014).
+func TestTimeoutsAreReportedAsSuch(t *testing.T) {
+	for _, drv := range pgtest.Drivers {
+		t.Run(drv, func(t *testing.T) {
+			t.Parallel()
+			db := sharedDB(t, drv)
+			st := newTestStore(t, db, pgstore.Config{QueryTimeout: 300 * time.Millisecond, TouchInterval: -1})
+			c := login(t, st, map[any]any{"n": 0})
+			r, s := get(t, st, c)
+			// Another transaction holds the row, so the update waits.
+			ctx := ctxTimeout(t)
+			tx, err := db.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback()
+			if _, err := tx.ExecContext(ctx, `SELECT 1 FROM `+qualified(st.SchemaName(), "user_sessions")+` WHERE sid = $1 FOR UPDATE`, s.ID); err != nil {
+				t.Fatal(err)
+			}
+			s.Values["n"] = 1
+			err = st.Save(r, httptest.NewRecorder(), s)
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Save past QueryTimeout: %v, want context.DeadlineExceeded", err)
+			}
+			if got := st.Stats().Errors; got.Timeout != 1 || got.Other != 0 {
+				t.Fatalf("after a timeout: %+v", got)
+			}
+
+			// The request's context is cancelled while the update waits.
+			rctx, cancel := context.WithCancel(context.Background())
+			r2 := r.WithContext(rctx)
+			waiting := make(chan error, 1)
+			go func() {
+				s.Values["n"] = 2
+				waiting <- st.Save(r2, httptest.NewRecorder(), s)
+			}()
+			awaitLockWait(t, db, st.SchemaName())
+			cancel()
+			if err := <-waiting; !errors.Is(err, context.Canceled) {
+				t.Fatalf("Save whose request was cancelled: %v, want context.Canceled", err)
+			}
+			if got := st.Stats().Errors; got.Timeout != 2 || got.Other != 0 {
+				t.Fatalf("after a cancelled request: %+v", got)
+			}
+		})
+	}
+}
+
+// awaitLockWait returns once a statement on schema's table waits on a lock.
+func awaitLockWait(t *testing.T, db *sql.DB, schema string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		var n int
+		if err := db.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%' || $1 || '%'`, schema).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		runtime.Gosched()
+	}
+	t.Fatal("no statement waited on the lock within 30 s")
+}
+
+// A pgxpool shared through stdlib.OpenDBFromPool keeps its own idle
+// connections, below database/sql: a connection left on a read-only
+// server is still dropped, and the write succeeds on a fresh one.
+func TestPgxpoolReadOnlyConnectionsAreDropped(t *testing.T) {
+	ctx := ctxTimeout(t)
+	cfg, err := pgxpool.ParseConfig(pgtest.Require(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns, cfg.MinConns = 4, 4
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	db := stdlib.OpenDBFromPool(pool)
+	t.Cleanup(func() { db.Close() })
+	admin := sharedDB(t, "pgx")
+	st := newTestStore(t, db, pgstore.Config{SchemaName: pgtest.Schema(t, admin)})
+	c := login(t, st, map[any]any{"n": 0})
+	r, s := get(t, st, c)
+	// Every pooled connection turns read-only, as after a failover;
+	// new ones are writable.
+	var held []*pgxpool.Conn
+	for i := 0; i < 4; i++ {
+		pc, err := pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pc.Exec(ctx, "SET default_transaction_read_only = on"); err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, pc)
+	}
+	for _, pc := range held {
+		pc.Release()
+	}
+	s.Values["n"] = 1
+	if err := st.Save(r, httptest.NewRecorder(), s); err != nil {
+		t.Fatalf("Save with read-only connections in the pgxpool: %v", err)
+	}
+	if _, s := get(t, st, c); s.Values["n"] != 1 {
+		t.Fatalf("n = %v, want 1", s.Values["n"])
 	}
 }
