@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/sessions"
 )
@@ -178,6 +179,27 @@ type Config struct {
 	// round trip each with any driver settings).
 	TransactionPooler bool
 
+	// RecordClient makes the store keep, in each session's row, the
+	// client's user agent and IP address as they were when the session was
+	// created and at each Regenerate, for ListSessions ("where you're
+	// signed in"). They are personal data: see docs/sessions.md. Default:
+	// false (neither is stored).
+	RecordClient bool
+
+	// ClientIP returns the client's address for RecordClient. Behind a
+	// proxy or load balancer, return the address it vouches for (the last
+	// X-Forwarded-For entry it appended, for example); never trust the
+	// header as the client sent it. Default: the host of
+	// http.Request.RemoteAddr.
+	ClientIP func(r *http.Request) string
+
+	// IndexKeys are the session keys Revoke, RevokeOthers, ListSessions
+	// and EndSession select by ("user_id"). For each, New creates the
+	// expression index those statements use, concurrently, unless
+	// SkipCreateTable is set; then it checks that the index exists and
+	// logs a warning when it does not (docs/sessions.md). Default: none.
+	IndexKeys []string
+
 	// TimeZone is the zone in which the expire column (a timestamp without
 	// time zone) is written and compared, whatever the connection's own
 	// TimeZone setting. It must match the zone other writers of the table
@@ -224,6 +246,9 @@ type settings struct {
 	timeZone          string
 	express           bool
 	transactionPooler bool
+	recordClient      bool
+	clientIP          func(*http.Request) string
+	indexKeys         []string
 	keyPairs          [][]byte // KeyPairs, then RetiredKeys as pairs
 	dbNow             string   // the SQL expression for the database's clock
 }
@@ -245,6 +270,9 @@ func (c *Config) settings() (settings, error) {
 		timeZone:          c.TimeZone,
 		express:           len(c.ExpressSecrets) > 0,
 		transactionPooler: c.TransactionPooler,
+		recordClient:      c.RecordClient,
+		clientIP:          c.ClientIP,
+		indexKeys:         append([]string(nil), c.IndexKeys...),
 		dbNow:             "now()",
 	}
 	if s.table == "" {
@@ -309,6 +337,11 @@ func (c *Config) settings() (settings, error) {
 	}
 	if s.browserSessionTTL < 0 {
 		return s, configError("BrowserSessionTTL", "must not be negative")
+	}
+	for i, k := range s.indexKeys {
+		if k == "" || strings.ContainsRune(k, 0) || !utf8.ValidString(k) {
+			return s, configError(fmt.Sprintf("IndexKeys[%d]", i), "is empty, holds a NUL or is not valid UTF-8")
+		}
 	}
 	if strings.ContainsRune(s.timeZone, 0) {
 		return s, configError("TimeZone", "contains a NUL byte")

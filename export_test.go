@@ -50,3 +50,7 @@ func (st *Store) PruneSQL() string { return st.cfg.pruneSQL(true) }
 
 // RevokeSQL is the statement Revoke and RevokeOthers send for key.
 func (st *Store) RevokeSQL(key string) string { return st.cfg.revokeSQL(key) }
+
+// UserRowsSQL is the statement ListSessions and EndSession read a user's
+// rows with.
+func (st *Store) UserRowsSQL(key string) string { return st.cfg.userRowsSQL(key) }

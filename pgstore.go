@@ -92,6 +92,9 @@ type Store struct {
 	stmts statements
 	stats counters
 
+	// handleKey derives session handles (ListSessions) from IDs.
+	handleKey []byte
+
 	pruneStop context.CancelFunc
 	pruneDone chan struct{}
 	closeOnce sync.Once
@@ -233,7 +236,9 @@ func newStore(ctx context.Context, db *sql.DB, cfg Config, h hooks) (*Store, err
 	}
 	if set.express {
 		st.format, st.row = newExpressFormat(cfg.ExpressSecrets), expressRow{}
+		st.handleKey = handleKeyFor([]byte(cfg.ExpressSecrets[0]))
 	} else {
+		st.handleKey = handleKeyFor(set.keyPairs[0])
 		st.format, st.row = newSecureCookieFormat(set.keyPairs), nativeRow{}
 	}
 
@@ -309,6 +314,9 @@ func (st *Store) setup(ctx context.Context) error {
 		// without it, and Revoke says what to run.
 		st.sessTextErr = err
 		st.log.WarnContext(ctx, "pgstore: Revoke and RevokeOthers will fail until the function exists", "err", err)
+	}
+	if err := st.ensureKeyIndexes(ctx, qctx); err != nil {
+		return err
 	}
 	if st.cfg.express {
 		if err := st.ensureTombstones(qctx); err != nil {

@@ -34,6 +34,12 @@ type meta struct {
 	maxAge    int
 	hasMaxAge bool
 	cookie    expressCookie
+	// active is when the store last wrote the row's expiry (epoch
+	// seconds): the session's last activity, within the touch window.
+	active int64
+	// userAgent and ip are the client's, recorded at creation and at
+	// Regenerate when Config.RecordClient is set.
+	userAgent, ip string
 }
 
 // rowFormat is the layout of the store's own members in sess: native, or
@@ -138,6 +144,17 @@ func appendMeta(buf []byte, m meta, withMaxAge bool) []byte {
 		buf = append(buf, `,"maxAge":`...)
 		buf = strconv.AppendInt(buf, int64(m.maxAge), 10)
 	}
+	if m.active != 0 {
+		buf = append(buf, `,"active":`...)
+		buf = strconv.AppendInt(buf, m.active, 10)
+	}
+	for _, f := range [...]struct{ name, value string }{{"ua", m.userAgent}, {"ip", m.ip}} {
+		if f.value != "" {
+			text, _ := marshal(f.value) // made valid UTF-8 by clientInfo
+			buf = append(buf, `,"`+f.name+`":`...)
+			buf = append(buf, text...)
+		}
+	}
 	return append(buf, "},"...)
 }
 
@@ -153,6 +170,11 @@ func takeMeta(values map[any]any, m *meta) {
 	if ma, ok := mm["maxAge"].(int); ok {
 		m.maxAge, m.hasMaxAge = ma, true
 	}
+	if a, ok := mm["active"].(int); ok && a > 0 {
+		m.active = int64(a)
+	}
+	m.userAgent, _ = mm["ua"].(string)
+	m.ip, _ = mm["ip"].(string)
 }
 
 // encode builds the sess column for s: the store's members, then the

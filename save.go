@@ -119,7 +119,8 @@ func (st *Store) create(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 		return err
 	}
 	now := st.dbNow()
-	m := meta{created: now.Unix()}
+	m := meta{created: now.Unix(), active: now.Unix()}
+	m.userAgent, m.ip = st.clientInfo(r)
 	var old []byte
 	if l := recall(r, s); l != nil {
 		// Regenerate moves a loaded session: its values keep their text,
@@ -169,6 +170,9 @@ func (st *Store) update(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 	// change of lifetime moves it.
 	lifetimeChanged := m.maxAge != l.meta.maxAge || m.hasMaxAge != l.meta.hasMaxAge
 	touch := epoch(exp)-l.expire >= st.touchWindow(s.Options).Seconds() || lifetimeChanged
+	if touch {
+		m.active = now.Unix()
+	}
 	cookieExpiry := l.meta.cookie.expires
 	if cookieExpiry.IsZero() && !math.IsInf(l.expire, 0) {
 		cookieExpiry = time.UnixMicro(epochMicros(l.expire))
