@@ -31,8 +31,17 @@ import (
 )
 
 // PoolSize is the number of server connections of each pool (one per
-// database and user) that a Bouncer opens and keeps.
+// database and user) that a Bouncer opens and keeps, unless
+// Options.PoolSize says otherwise.
 const PoolSize = 3
+
+// Options change how StartWith sets up a Bouncer. The zero value is
+// Start's setup.
+type Options struct {
+	// PoolSize is the number of server connections of each pool, opened
+	// ahead of need and handed out round robin. Default (0): PoolSize.
+	PoolSize int
+}
 
 // dirPrefix starts the name of every Bouncer's directory.
 const dirPrefix = "pgstore-pgbouncer-"
@@ -62,6 +71,7 @@ type Bouncer struct {
 	port           int
 	user, database string // for DSN: the upstream's
 	runAs          string // the OS user pgbouncer runs as, when we are root
+	poolSize       int    // server connections per pool
 	cmd            *exec.Cmd
 	pid            int      // pgbouncer's own process (cmd may be runuser)
 	owner          *os.File // the locked owner file; nil where locks are not supported
@@ -89,6 +99,14 @@ func binary() (string, error) {
 // user, postgres, root and the current OS user without a password. Stop
 // stops it.
 func Start(upstream string) (*Bouncer, error) {
+	return StartWith(upstream, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(upstream string, opts Options) (*Bouncer, error) {
+	if opts.PoolSize < 0 {
+		return nil, fmt.Errorf("pgbouncer: Options.PoolSize %d is negative", opts.PoolSize)
+	}
 	bin, err := binary()
 	if err != nil {
 		return nil, err
@@ -97,7 +115,10 @@ func Start(upstream string) (*Bouncer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse the upstream DSN: %w", err)
 	}
-	b := &Bouncer{user: up.User, database: up.Database}
+	b := &Bouncer{user: up.User, database: up.Database, poolSize: opts.PoolSize}
+	if b.poolSize == 0 {
+		b.poolSize = PoolSize
+	}
 	if b.runAs, err = serverUser(); err != nil {
 		return nil, err
 	}
@@ -208,8 +229,8 @@ func (b *Bouncer) writeConfig(up *pgconn.Config) error {
 		// (FIFO rather than the default LIFO): consecutive transactions of
 		// one client go to different servers even when the client is
 		// alone, so state kept across them shows up as a failure.
-		"default_pool_size = " + strconv.Itoa(PoolSize),
-		"min_pool_size = " + strconv.Itoa(PoolSize),
+		"default_pool_size = " + strconv.Itoa(b.poolSize),
+		"min_pool_size = " + strconv.Itoa(b.poolSize),
 		"reserve_pool_size = 0",
 		"server_round_robin = 1",
 		// The drivers' pools are unbounded; queued clients wait their turn.
@@ -292,7 +313,7 @@ func (b *Bouncer) awaitReady(timeout time.Duration) error {
 	return nil
 }
 
-// ping opens PoolSize connections through the pooler, each in a
+// ping opens the pool's size in connections through the pooler, each in a
 // transaction at once, so that the pool has all its server connections
 // when Start returns (min_pool_size then keeps them): without that, the
 // first tests would run on one server connection and hide misrouting.
@@ -305,7 +326,7 @@ func (b *Bouncer) ping() error {
 			conn.Close(ctx)
 		}
 	}()
-	for range PoolSize {
+	for range b.poolSize {
 		conn, err := pgconn.Connect(ctx, b.DSN())
 		if err != nil {
 			return err

@@ -168,3 +168,32 @@ func TestStartFailsOnAnswer(t *testing.T) {
 		t.Errorf("error does not give pgbouncer's reason: %v", err)
 	}
 }
+
+// StartWith's PoolSize sets how many server connections the pool opens and
+// hands out in turn: one client's statements run on exactly that many.
+func TestStartWithPoolSize(t *testing.T) {
+	const size = pgbouncer.PoolSize + 2
+	b, err := pgbouncer.StartWith(pgtest.Require(t), pgbouncer.Options{PoolSize: size})
+	if errors.Is(err, pgbouncer.ErrNotInstalled) {
+		pgtest.SkipOrFail(t, err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Stop() })
+	db := pgtest.OpenDSN(t, "postgres", b.DSN())
+	db.SetMaxOpenConns(1)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	seen := map[int]bool{}
+	for range 20 * size {
+		var pid int
+		if err := db.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		seen[pid] = true
+	}
+	if len(seen) != size {
+		t.Fatalf("one client's statements ran on %d server connections, want Options.PoolSize = %d", len(seen), size)
+	}
+}

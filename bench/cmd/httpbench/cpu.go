@@ -10,11 +10,13 @@ import (
 )
 
 // cpuSample is a snapshot of the CPU time used so far by the load generator
-// (this process), the server process, the server's PostgreSQL backends, and
-// the whole machine.
+// (this process), the server process, the PgBouncer between it and
+// PostgreSQL if any, the server's PostgreSQL backends, and the whole
+// machine.
 type cpuSample struct {
 	loadgen  time.Duration
 	server   time.Duration
+	pooler   time.Duration
 	backends map[int]time.Duration
 	busy     time.Duration // all cores, whole machine
 	iowait   time.Duration // idle with I/O outstanding, all cores
@@ -23,22 +25,28 @@ type cpuSample struct {
 
 // cpuUse is what a measured window cost, per request.
 type cpuUse struct {
-	loadgen, server, backends, other time.Duration // per request
-	machineBusy                      float64       // percent of all cores
-	machineIOWait                    float64       // percent of all cores
+	loadgen, server, pooler, backends, other time.Duration // per request
+	machineBusy                              float64       // percent of all cores
+	machineIOWait                            float64       // percent of all cores
 }
 
-// own is the CPU the run itself used per request: load generator, server
-// and the server's backends.
-func (u cpuUse) own() time.Duration { return u.loadgen + u.server + u.backends }
+// own is the CPU the run itself used per request: load generator, server,
+// pooler and the server's backends.
+func (u cpuUse) own() time.Duration { return u.loadgen + u.server + u.pooler + u.backends }
 
-func sampleCPU(ctx context.Context, db *sql.DB, serverPID int, appName string) (cpuSample, error) {
+// sampleCPU reads the CPU times; poolerPID is 0 without a pooler.
+func sampleCPU(ctx context.Context, db *sql.DB, serverPID, poolerPID int, appName string) (cpuSample, error) {
 	var s cpuSample
 	var err error
 	if s.loadgen, err = cpustat.Self(); err != nil {
 		return s, err
 	}
 	s.server, _ = cpustat.Process(serverPID) // 0 if the process is gone
+	if poolerPID != 0 {
+		if s.pooler, err = cpustat.Process(poolerPID); err != nil {
+			return s, fmt.Errorf("PgBouncer's CPU time: %w", err)
+		}
+	}
 	pids, err := backendPIDs(ctx, db, appName)
 	if err != nil {
 		return s, err
@@ -68,10 +76,12 @@ func usage(before, after cpuSample, requests int64) cpuUse {
 	busy := after.busy - before.busy
 	loadgen := after.loadgen - before.loadgen
 	server := after.server - before.server
-	other := max(busy-loadgen-server-backends, 0)
+	pooler := after.pooler - before.pooler
+	other := max(busy-loadgen-server-pooler-backends, 0)
 	u := cpuUse{
 		loadgen:  loadgen / time.Duration(requests),
 		server:   server / time.Duration(requests),
+		pooler:   pooler / time.Duration(requests),
 		backends: backends / time.Duration(requests),
 		other:    other / time.Duration(requests),
 	}

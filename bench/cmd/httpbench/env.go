@@ -24,6 +24,7 @@ type environment struct {
 	goVersion  string
 	toolchain  string
 	node       string
+	pooler     string
 	postgres   string
 	pgSettings string
 	library    string
@@ -31,7 +32,7 @@ type environment struct {
 	npm        []string
 }
 
-func collectEnv(ctx context.Context, db *sql.DB, benchDir string, withNode bool) environment {
+func collectEnv(ctx context.Context, db *sql.DB, benchDir string, withNode, withPooler bool) environment {
 	e := environment{
 		cpuModel:  firstField("/proc/cpuinfo", "model name"),
 		nproc:     command("", "nproc"),
@@ -45,6 +46,9 @@ func collectEnv(ctx context.Context, db *sql.DB, benchDir string, withNode bool)
 	}
 	if withNode {
 		e.node = command("", "node", "--version")
+	}
+	if withPooler {
+		e.pooler = pgbouncerVersion()
 	}
 	if err := db.QueryRowContext(ctx, "SELECT version()").Scan(&e.postgres); err != nil {
 		e.postgres = "unknown: " + err.Error()
@@ -84,6 +88,17 @@ func collectEnv(ctx context.Context, db *sql.DB, benchDir string, withNode bool)
 		}
 	}
 	return e
+}
+
+// pgbouncerVersion is the first line of pgbouncer --version, from the
+// binary internal/pgbouncer runs.
+func pgbouncerVersion() string {
+	bin, err := exec.LookPath("pgbouncer")
+	if err != nil {
+		bin = "/usr/sbin/pgbouncer" // Debian's, which a PATH may lack
+	}
+	v, _, _ := strings.Cut(command("", bin, "--version"), "\n")
+	return v
 }
 
 // command runs name with args in dir and returns its trimmed output, or
@@ -139,6 +154,9 @@ func (e environment) write(w *strings.Builder) {
 		fmt.Fprintf(w, "| Node | %s, NODE_ENV=production |\n", e.node)
 	}
 	fmt.Fprintf(w, "| PostgreSQL | %s |\n", e.postgres)
+	if e.pooler != "" {
+		fmt.Fprintf(w, "| pooler | %s: pool_mode=transaction, server_round_robin=1, auth trust, on 127.0.0.1 |\n", e.pooler)
+	}
 	fmt.Fprintf(w, "| PostgreSQL settings | %s |\n", e.pgSettings)
 	fmt.Fprintf(w, "| pgstore library | %s |\n", e.library)
 	fmt.Fprintf(w, "| Go modules | %s |\n", strings.Join(e.goModules, "<br>"))

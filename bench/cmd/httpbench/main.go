@@ -5,6 +5,9 @@
 // Usage, from the bench directory:
 //
 //	go run ./cmd/httpbench [-duration 10s] [-rounds 1] [-profile] [-servers pgstore,pgstore-open,floor,express,scs]
+//
+// The servers pgstore-pooler and floor-pooler, not run by default, reach
+// PostgreSQL through a PgBouncer in transaction mode that httpbench starts.
 package main
 
 import (
@@ -27,6 +30,8 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+
+	"github.com/pgsessions/pgstore/internal/pgbouncer"
 )
 
 func main() {
@@ -87,7 +92,7 @@ func parseFlags() (options, error) {
 	}
 	for _, s := range strings.Split(servers, ",") {
 		if _, ok := serverSpecs[s]; !ok {
-			return o, fmt.Errorf("-servers: unknown server %q (have pgstore, pgstore-open, floor, express, scs)", s)
+			return o, fmt.Errorf("-servers: unknown server %q (have pgstore, pgstore-open, floor, express, scs, pgstore-pooler, floor-pooler)", s)
 		}
 		o.servers = append(o.servers, s)
 	}
@@ -110,6 +115,7 @@ type serverSpec struct {
 	table  string // schema-qualified, for ANALYZE
 	ddl    string // run after the schema is created; %s is the schema
 	node   bool
+	pooler bool // through a PgBouncer in transaction mode that httpbench starts
 }
 
 const userSessionsDDL = `CREATE TABLE %[1]s.user_sessions (
@@ -133,7 +139,17 @@ var serverSpecs = map[string]serverSpec{
 	"floor":        {title: "raw-SQL floor", schema: "httpbench_floor", table: "user_sessions", ddl: userSessionsDDL},
 	"express":      {title: "Express + connect-pg-simple", schema: "httpbench_express", table: "user_sessions", ddl: userSessionsDDL, node: true},
 	"scs":          {title: "scs + postgresstore", schema: "httpbench_scs", table: "sessions", ddl: scsDDL},
+	// The same two through PgBouncer: pgstore with Config.TransactionPooler,
+	// the floor's statements as one-shot queries.
+	"pgstore-pooler": {title: "pgstore via PgBouncer", schema: "httpbench_pgstore_pooler", table: "user_sessions", pooler: true},
+	"floor-pooler":   {title: "raw-SQL floor via PgBouncer", schema: "httpbench_floor_pooler", table: "user_sessions", ddl: userSessionsDDL, pooler: true},
 }
+
+// poolerParams are the driver settings for a transaction pooler: lib/pq
+// sends a query with parameters in one round trip (parse, bind, execute)
+// only with binary_parameters=yes; without it the pooler may send the
+// parse and the execute to different server connections.
+var poolerParams = map[string]string{"binary_parameters": "yes"}
 
 // result is one (server, workload) row of the report.
 type result struct {
@@ -166,16 +182,17 @@ func run(ctx context.Context) error {
 		return fmt.Errorf("connect to PostgreSQL (%s): %w", o.dsn, err)
 	}
 
-	withNode := false
+	withNode, withPooler := false, false
 	for _, s := range o.servers {
 		withNode = withNode || serverSpecs[s].node
+		withPooler = withPooler || serverSpecs[s].pooler
 	}
 	if withNode {
 		if err := npmInstall(ctx, filepath.Join(o.benchDir, "express")); err != nil {
 			return err
 		}
 	}
-	env := collectEnv(ctx, admin, o.benchDir, withNode)
+	env := collectEnv(ctx, admin, o.benchDir, withNode, withPooler)
 	if err := os.MkdirAll(o.resultsDir, 0o755); err != nil {
 		return err
 	}
@@ -231,6 +248,26 @@ func run(ctx context.Context) error {
 func benchServer(ctx context.Context, o options, admin *sql.DB, self, name, stamp string, round int) ([]result, error) {
 	spec := serverSpecs[name]
 	appName := "httpbench-" + name
+	upstream := o.dsn
+	poolerPID := 0
+	if spec.pooler {
+		// A PgBouncer of its own for each pooler server's run, with as many
+		// server connections as the direct servers' pools have, all open
+		// before the run: the server's backends and the pooler's CPU are
+		// then this run's alone.
+		logf("round %d, %s: starting PgBouncer (transaction mode, %d server connections)", round, name, o.pool)
+		b, err := pgbouncer.StartWith(o.dsn, pgbouncer.Options{PoolSize: o.pool})
+		if err != nil {
+			return nil, fmt.Errorf("start PgBouncer: %w", err)
+		}
+		defer func() {
+			if err := b.Stop(); err != nil {
+				logf("%s: stop PgBouncer: %v", name, err)
+			}
+		}()
+		upstream = poolerDSN(o.dsn, b.Addr())
+		poolerPID = b.PID()
+	}
 	logf("round %d, %s: setting up schema %s", round, name, spec.schema)
 	if _, err := admin.ExecContext(ctx, "DROP SCHEMA IF EXISTS "+spec.schema+" CASCADE; CREATE SCHEMA "+spec.schema); err != nil {
 		return nil, fmt.Errorf("create schema: %w", err)
@@ -245,7 +282,12 @@ func benchServer(ctx context.Context, o options, admin *sql.DB, self, name, stam
 	if name == "scs" {
 		params["search_path"] = spec.schema // postgresstore names its table "sessions", unqualified
 	}
-	dsn := withParams(o.dsn, params)
+	if spec.pooler {
+		for k, v := range poolerParams {
+			params[k] = v
+		}
+	}
+	dsn := withParams(upstream, params)
 	var srv *child
 	var err error
 	if spec.node {
@@ -294,7 +336,7 @@ func benchServer(ctx context.Context, o options, admin *sql.DB, self, name, stam
 		}
 
 		tripsBefore, tripsErr := srv.roundTrips()
-		before, err := sampleCPU(ctx, admin, srv.pid, appName)
+		before, err := sampleCPU(ctx, admin, srv.pid, poolerPID, appName)
 		if err != nil {
 			return results, err
 		}
@@ -310,7 +352,7 @@ func benchServer(ctx context.Context, o options, admin *sql.DB, self, name, stam
 		if err != nil {
 			return results, err
 		}
-		after, err := sampleCPU(ctx, admin, srv.pid, appName)
+		after, err := sampleCPU(ctx, admin, srv.pid, poolerPID, appName)
 		if err != nil {
 			return results, err
 		}
@@ -358,6 +400,20 @@ func withParams(dsn string, params map[string]string) string {
 		dsn += " " + k + "=" + pq.QuoteLiteral(v)
 	}
 	return dsn
+}
+
+// poolerDSN is dsn with its host and port replaced by addr, the pooler's:
+// the same database, user and settings, through the pooler.
+func poolerDSN(dsn, addr string) string {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		if u, err := url.Parse(dsn); err == nil {
+			u.Host = addr
+			return u.String()
+		}
+	}
+	host, port, _ := strings.Cut(addr, ":")
+	// Later key=value pairs override earlier ones.
+	return dsn + " host=" + host + " port=" + port
 }
 
 // npmInstall installs the Express server's locked dependencies when they

@@ -41,6 +41,9 @@ func buildReport(o options, env environment, started time.Time, results []result
 	fmt.Fprintf(&w, "- Pools: every server gets at most %d connections (pg's default of 10 unless -pool says otherwise): Go servers through database/sql with lib/pq (MaxOpenConns = MaxIdleConns), Express through pg's Pool (max). The exception is pgstore-open, which keeps the pool `pgstore.Open` makes, as a newcomer would; its DB round trips are not counted (n/a), and when its pool closes connections the CPU of their backends, gone before the end of the run, is not counted either.\n", o.pool)
 	fmt.Fprintf(&w, "- pgstore: `pgstore.New(db, Config{KeyPairs, SchemaName})` on the tuned pool, defaults otherwise; pgstore-open: `pgstore.Open(dsn, Config{KeyPairs, SchemaName})`, the same handlers; handlers call `session.Save` on every request. Express: resave false, saveUninitialized false, pruner off, touch on (default). scs: `scs.New()` + `postgresstore.New(db)` + `LoadAndSave`, as its README shows.\n")
 	fmt.Fprintf(&w, "- The load generator, the server and PostgreSQL share the same %d cores, so every req/s here is bounded by all three together. The CPU columns split the measured window's CPU time per request: load generator (this process), server process, the server's PostgreSQL backends, and everything else the machine did meanwhile (PostgreSQL's WAL writer and other background processes, kernel threads doing I/O and networking, and other users' work: the machine is shared, so a large \"other\" marks a noisy window). \"machine busy\" is the share of all cores that was not idle; \"iowait\" the share that was idle while I/O was outstanding (writes wait for WAL flushes; other users' I/O slows them without showing in \"other\").\n", env.numCPU)
+	if slices.ContainsFunc(o.servers, func(s string) bool { return serverSpecs[s].pooler }) {
+		fmt.Fprintf(&w, "- pgstore-pooler and floor-pooler reach PostgreSQL through a PgBouncer in transaction mode on this machine, one started for each server's run, with %d server connections (the direct servers' pool size), all opened before the run and handed out round robin; the server's own pool is the same %d connections, to PgBouncer. The driver is lib/pq with `binary_parameters=yes`, so that a query with parameters is one round trip. pgstore-pooler: `pgstore.New` with `Config.TransactionPooler` (nothing prepared). floor-pooler: the floor's statements, unprepared (one-shot queries, unnamed). PgBouncer's CPU is its own column, counted in the run's own total; DB round trips are the server's, to PgBouncer.\n", o.pool, o.pool)
+	}
 	if o.profile {
 		fmt.Fprintf(&w, "- CPU profiling was ON for the Go servers during the measured runs (about 1%% overhead).\n")
 	}
@@ -123,6 +126,10 @@ func buildReport(o options, env environment, started time.Time, results []result
 		fmt.Fprintf(&w, "| %s |\n", strings.Join(row, " | "))
 	}
 
+	if hasServer(summary, "pgstore-pooler") || hasServer(summary, "floor-pooler") {
+		writePoolerRatios(&w, o, results, summary)
+	}
+
 	if hasServer(summary, "pgstore-open") && hasServer(summary, "pgstore") {
 		fmt.Fprintf(&w, "\n## pgstore.Open's own pool vs the tuned one\n\n")
 		medians := ""
@@ -180,8 +187,14 @@ func writeTable(w *strings.Builder, results []result, withRound bool) {
 	if withRound {
 		round, roundSep = "round | ", "--:|"
 	}
-	fmt.Fprintf(w, "| %sserver | workload | req/s | p50 ms | p99 ms | requests | errors | DB round trips/req | CPU µs/req: load gen | server | PG backends | own total | other | machine busy | iowait |\n", round)
-	fmt.Fprintf(w, "|%s---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n", roundSep)
+	// The PgBouncer column, only when a server went through one.
+	withPooler := slices.ContainsFunc(results, func(r result) bool { return serverSpecs[r.server].pooler })
+	pooler, poolerSep := "", ""
+	if withPooler {
+		pooler, poolerSep = "PgBouncer | ", "--:|"
+	}
+	fmt.Fprintf(w, "| %sserver | workload | req/s | p50 ms | p99 ms | requests | errors | DB round trips/req | CPU µs/req: load gen | server | %sPG backends | own total | other | machine busy | iowait |\n", round, pooler)
+	fmt.Fprintf(w, "|%s---|---|--:|--:|--:|--:|--:|--:|--:|--:|%s--:|--:|--:|--:|--:|\n", roundSep, poolerSep)
 	flagged := false
 	for _, r := range results {
 		trips := "n/a"
@@ -196,12 +209,16 @@ func writeTable(w *strings.Builder, results []result, withRound bool) {
 			other += " (!)"
 			flagged = true
 		}
-		fmt.Fprintf(w, "| %s | %s | %.0f | %.2f | %.2f | %d | %d | %s | %.0f | %.0f | %.0f | %.0f | %s | %.0f%% | %.0f%% |\n",
+		poolerCell := ""
+		if withPooler {
+			poolerCell = fmt.Sprintf("%.0f | ", us(r.cpu.pooler))
+		}
+		fmt.Fprintf(w, "| %s | %s | %.0f | %.2f | %.2f | %d | %d | %s | %.0f | %.0f | %s%.0f | %.0f | %s | %.0f%% | %.0f%% |\n",
 			serverSpecs[r.server].title, r.workload, r.rps, ms(r.p50), ms(r.p99), r.requests, r.errors, trips,
-			us(r.cpu.loadgen), us(r.cpu.server), us(r.cpu.backends), us(r.cpu.own()), other, r.cpu.machineBusy, r.cpu.machineIOWait)
+			us(r.cpu.loadgen), us(r.cpu.server), poolerCell, us(r.cpu.backends), us(r.cpu.own()), other, r.cpu.machineBusy, r.cpu.machineIOWait)
 	}
 	if flagged {
-		fmt.Fprintf(w, "\n(!) disturbed: \"other\" CPU exceeded a quarter of the run's own (load generator + server + its backends), so other work on the machine took a share of the cores; that row's req/s is too low. Re-run, or use -rounds and read the best rounds.\n")
+		fmt.Fprintf(w, "\n(!) disturbed: \"other\" CPU exceeded a quarter of the run's own (load generator + server + PgBouncer if any + its backends), so other work on the machine took a share of the cores; that row's req/s is too low. Re-run, or use -rounds and read the best rounds.\n")
 	}
 }
 
@@ -244,6 +261,7 @@ func medians(results []result) []result {
 		m.tripsPerReq = med(func(r result) float64 { return r.tripsPerReq })
 		m.cpu.loadgen = time.Duration(med(func(r result) float64 { return float64(r.cpu.loadgen) }))
 		m.cpu.server = time.Duration(med(func(r result) float64 { return float64(r.cpu.server) }))
+		m.cpu.pooler = time.Duration(med(func(r result) float64 { return float64(r.cpu.pooler) }))
 		m.cpu.backends = time.Duration(med(func(r result) float64 { return float64(r.cpu.backends) }))
 		m.cpu.other = time.Duration(med(func(r result) float64 { return float64(r.cpu.other) }))
 		m.cpu.machineBusy = med(func(r result) float64 { return r.cpu.machineBusy })
@@ -276,11 +294,77 @@ func bests(results []result) []result {
 // ratioOf is pgstore's req/s over other's for workload, or 0 when either is
 // missing.
 func ratioOf(results []result, other, workload string) float64 {
-	num, den := findRPS(results, "pgstore", workload), findRPS(results, other, workload)
+	return rpsRatio(results, "pgstore", other, workload)
+}
+
+// rpsRatio is a's req/s over b's for workload, or 0 when either is missing.
+func rpsRatio(results []result, a, b, workload string) float64 {
+	num, den := findRPS(results, a, workload), findRPS(results, b, workload)
 	if num <= 0 || den <= 0 {
 		return 0
 	}
 	return num / den
+}
+
+// writePoolerRatios writes the section on the servers through PgBouncer:
+// pgstore ÷ floor directly and through the pooler, and what the pooler
+// costs each (its req/s through the pooler ÷ directly).
+func writePoolerRatios(w *strings.Builder, o options, results, summary []result) {
+	fmt.Fprintf(w, "\n## Through PgBouncer\n\n")
+	fmt.Fprintf(w, "req/s ratios. \"pgstore ÷ floor\" directly and through PgBouncer, each pair from the same run; \"pooler ÷ direct\" is what going through PgBouncer (and, for pgstore, TransactionPooler's unprepared statements; for the floor, one-shot queries) leaves of each one's direct req/s. ")
+	if o.rounds > 1 {
+		fmt.Fprintf(w, "Each cell divides the medians over the rounds, with the lowest and highest ratio within one round in brackets. ")
+	}
+	fmt.Fprintf(w, "\"CPU\" divides own CPU per request the same way round (the denominator's over the numerator's), the req/s ratio an undisturbed, CPU-bound machine would show.\n\n")
+	type pair struct{ title, a, b string }
+	pairs := []pair{
+		{"pgstore ÷ floor, direct", "pgstore", "floor"},
+		{"pgstore ÷ floor, via PgBouncer", "pgstore-pooler", "floor-pooler"},
+		{"pgstore via PgBouncer ÷ direct", "pgstore-pooler", "pgstore"},
+		{"floor via PgBouncer ÷ direct", "floor-pooler", "floor"},
+	}
+	fmt.Fprintf(w, "| ratio | workload | req/s | CPU |\n|---|---|--:|--:|\n")
+	for _, p := range pairs {
+		for _, wl := range workloads {
+			q := rpsRatio(summary, p.a, p.b, wl.name)
+			if q <= 0 {
+				continue
+			}
+			cell := fmtRatio(q)
+			if o.rounds > 1 {
+				var all []float64
+				for round := 1; round <= o.rounds; round++ {
+					var inRound []result
+					for _, r := range results {
+						if r.round == round {
+							inRound = append(inRound, r)
+						}
+					}
+					if q := rpsRatio(inRound, p.a, p.b, wl.name); q > 0 {
+						all = append(all, q)
+					}
+				}
+				if len(all) > 0 {
+					cell += fmt.Sprintf(" (%.2f–%.2f)", slices.Min(all), slices.Max(all))
+				}
+			}
+			cpu := 0.0
+			if a, b := findCPU(summary, p.a, wl.name), findCPU(summary, p.b, wl.name); a > 0 && b > 0 {
+				cpu = float64(b) / float64(a)
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %s |\n", p.title, wl.name, cell, fmtRatio(cpu))
+		}
+	}
+}
+
+// findCPU is a server's own CPU per request for workload, or 0.
+func findCPU(results []result, server, workload string) time.Duration {
+	for _, r := range results {
+		if r.server == server && r.workload == workload {
+			return r.cpu.own()
+		}
+	}
+	return 0
 }
 
 // cpuRatio is the other server's own CPU per request over pgstore's.

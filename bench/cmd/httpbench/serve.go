@@ -32,7 +32,7 @@ import (
 // own process, heap and CPU accounting. It prints "listening ADDR DEBUGADDR".
 func serveMain(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	kind := fs.String("kind", "", "server kind: pgstore, pgstore-open, floor or scs")
+	kind := fs.String("kind", "", "server kind: pgstore, pgstore-open, floor, scs, pgstore-pooler or floor-pooler")
 	dsn := fs.String("dsn", "", "PostgreSQL DSN")
 	schema := fs.String("schema", "", "schema holding the server's table")
 	pool := fs.Int("pool", 4, "max open (and idle) connections; pgstore-open keeps Open's own")
@@ -66,15 +66,15 @@ func serveMain(args []string) error {
 		db.SetMaxIdleConns(*pool)
 
 		switch *kind {
-		case "pgstore":
-			store, err := newPgstore(db, *schema)
+		case "pgstore", "pgstore-pooler":
+			store, err := newPgstore(db, *schema, *kind == "pgstore-pooler")
 			if err != nil {
 				return err
 			}
 			defer store.Close()
 			app = pgstoreHandler(store)
-		case "floor":
-			h, err := floorApp(db, *schema)
+		case "floor", "floor-pooler":
+			h, err := floorApp(db, *schema, *kind == "floor-pooler")
 			if err != nil {
 				return err
 			}
@@ -174,13 +174,15 @@ func serverError(w http.ResponseWriter, what string, err error) {
 }
 
 // newPgstore is pgstore with default settings on a pool set up by the
-// caller (the tuned one, -pool connections kept open and idle).
-func newPgstore(db *sql.DB, schema string) (*pgstore.Store, error) {
+// caller (the tuned one, -pool connections kept open and idle); with
+// pooler, Config.TransactionPooler too, for a db that reaches PostgreSQL
+// through a transaction-mode PgBouncer.
+func newPgstore(db *sql.DB, schema string, pooler bool) (*pgstore.Store, error) {
 	key, err := randomKey()
 	if err != nil {
 		return nil, err
 	}
-	return pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{key}, SchemaName: schema})
+	return pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{key}, SchemaName: schema, TransactionPooler: pooler})
 }
 
 // openPgstore is pgstore as a newcomer starts it: pgstore.Open, with the
@@ -264,23 +266,60 @@ type floorSess struct {
 	Counter int    `json:"counter"`
 }
 
+// floorStmt is one of the floor's statements: prepared (on each
+// connection, under a name lib/pq gives it), or with oneShot sent as a
+// query of its own each time, for a transaction pooler that may run the
+// next statement on a server connection that does not know the name. With
+// lib/pq's binary_parameters=yes, a one-shot query with parameters is one
+// round trip, as a prepared statement's execution is.
+type floorStmt struct {
+	db    *sql.DB
+	query string
+	stmt  *sql.Stmt // nil: one-shot
+}
+
+func prepareFloor(db *sql.DB, query string, oneShot bool) (floorStmt, error) {
+	s := floorStmt{db: db, query: query}
+	if oneShot {
+		return s, nil
+	}
+	var err error
+	s.stmt, err = db.PrepareContext(context.Background(), query)
+	return s, err
+}
+
+func (s floorStmt) QueryRowContext(ctx context.Context, args ...any) *sql.Row {
+	if s.stmt == nil {
+		return s.db.QueryRowContext(ctx, s.query, args...)
+	}
+	return s.stmt.QueryRowContext(ctx, args...)
+}
+
+func (s floorStmt) ExecContext(ctx context.Context, args ...any) (sql.Result, error) {
+	if s.stmt == nil {
+		return s.db.ExecContext(ctx, s.query, args...)
+	}
+	return s.stmt.ExecContext(ctx, args...)
+}
+
 // floorApp is the least a session-backed handler can do: the cookie is the
 // row's sid (no signing), one prepared SELECT per request and, for writes,
 // one prepared UPDATE. It has no expiry check, no change detection and no
-// protection against forged cookies; it is a floor, not a store.
-func floorApp(db *sql.DB, schema string) (http.Handler, error) {
+// protection against forged cookies; it is a floor, not a store. With
+// oneShot (floor-pooler) the same statements go unprepared, one round trip
+// each all the same (see floorStmt).
+func floorApp(db *sql.DB, schema string, oneShot bool) (http.Handler, error) {
 	table := pq.QuoteIdentifier(schema) + ".user_sessions"
-	ctx := context.Background()
-	load, err := db.PrepareContext(ctx, "SELECT sess FROM "+table+" WHERE sid = $1")
+	load, err := prepareFloor(db, "SELECT sess FROM "+table+" WHERE sid = $1", oneShot)
 	if err != nil {
 		return nil, err
 	}
-	update, err := db.PrepareContext(ctx, "UPDATE "+table+" SET sess = $2 WHERE sid = $1")
+	update, err := prepareFloor(db, "UPDATE "+table+" SET sess = $2 WHERE sid = $1", oneShot)
 	if err != nil {
 		return nil, err
 	}
-	insert, err := db.PrepareContext(ctx, "INSERT INTO "+table+
-		" (sid, sess, expire) VALUES ($1, $2, now() + interval '30 days')")
+	insert, err := prepareFloor(db, "INSERT INTO "+table+
+		" (sid, sess, expire) VALUES ($1, $2, now() + interval '30 days')", oneShot)
 	if err != nil {
 		return nil, err
 	}
