@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,7 +26,8 @@ import (
 // its values, no logout it acknowledged is undone, and during the switch
 // it reports errors: Get never hands out an empty session for a live one
 // (which would log the user out without a word), and no write that failed
-// is reported as done.
+// is reported as done. Besides the load, requests that loaded their session
+// before the crash write it (Save, Regenerate, logout) after it.
 //
 // The times from the crash and from the promotion to the first request
 // served again are logged (never asserted) for the documentation.
@@ -41,30 +43,35 @@ func TestFailover(t *testing.T) {
 			}
 			t.Cleanup(pair.Remove)
 			st := openFailoverStore(t, drv, pair.DSN())
-			srv := httptest.NewServer(sessionApp(st))
+			g := newGate()
+			srv := httptest.NewServer(sessionApp(st, g))
 			t.Cleanup(srv.Close)
-			traffic := newTraffic(t, srv)
+			tr := newTraffic(t, srv, g)
 
-			traffic.await(traffic.warmedUp, "the load did not log 40 users in and 5 out")
-			traffic.mark(&traffic.killedAt)
+			inFlight := tr.loginInFlight(9)
+			tr.await(tr.warmedUp, "the load did not log 40 users in and 5 out")
+			tr.sendInFlight(inFlight)
+			tr.awaitArrivals(len(inFlight))
+			tr.mark(&tr.killedAt)
 			if err := pair.Primary.Kill(); err != nil {
-				traffic.stop()
+				tr.stop()
 				t.Fatal(err)
 			}
-			traffic.mark(&traffic.killDone)
-			traffic.await(traffic.failed, "no request failed with the primary down")
-			traffic.mark(&traffic.promotedAt)
+			tr.mark(&tr.killDone)
+			g.open() // the in-flight requests write now, to no primary
+			tr.await(tr.failed, "no request failed with the primary down")
+			tr.mark(&tr.promotedAt)
 			if err := pair.Standby.Promote(); err != nil {
-				traffic.stop()
+				tr.stop()
 				t.Fatal(err)
 			}
-			traffic.mark(&traffic.promoteDone)
+			tr.mark(&tr.promoteDone)
 			// The store serves again without a restart...
-			traffic.awaitWithin(traffic.served, 30*time.Second, "no request succeeded within 30 s of the promotion")
+			tr.awaitWithin(tr.served, 30*time.Second, "no request succeeded within 30 s of the promotion")
 			// ...and keeps serving: logins on the new primary.
-			traffic.await(traffic.cooledDown, "the load did not log 20 users in after the promotion")
-			traffic.stop()
-			traffic.check()
+			tr.await(tr.cooledDown, "the load did not log 20 users in after the promotion")
+			tr.stop()
+			tr.check()
 		})
 	}
 }
@@ -103,15 +110,31 @@ func openFailoverStore(t *testing.T, drv, dsn string) *pgstore.Store {
 	return st
 }
 
+// gate holds requests between their Get and their write: each reports its
+// arrival, then waits for the gate to open.
+type gate struct {
+	arrived  chan struct{}
+	released chan struct{}
+	once     sync.Once
+}
+
+func newGate() *gate {
+	return &gate{arrived: make(chan struct{}, 100), released: make(chan struct{})}
+}
+
+func (g *gate) open() { g.once.Do(func() { close(g.released) }) }
+
 // sessionApp is the application under load. It answers 503 with the error
 // when the store fails, and reports in the X-Session header whether Get
 // loaded the request's session ("loaded") or handed out a new one ("new").
 //
-//	POST /visit   an anonymous session with a cart
-//	POST /login   Get, Regenerate with the user, then Save a second value
-//	GET  /me      the user, or 401 when the session is new
-//	POST /logout  Get, then Save with MaxAge -1 (even when Get failed)
-func sessionApp(st *pgstore.Store) http.Handler {
+//	POST /visit     an anonymous session with a cart
+//	POST /login     Get, Regenerate with the user, then Save a second value
+//	GET  /me        the session's values, or 401 when it is new
+//	POST /logout    Get, then Save with MaxAge -1 (even when Get failed)
+//	POST /inflight  Get, wait at the gate, then op: save (a note),
+//	                regenerate, or logout
+func sessionApp(st *pgstore.Store, g *gate) http.Handler {
 	fail := func(w http.ResponseWriter, step string, err error) {
 		http.Error(w, step+": "+err.Error(), http.StatusServiceUnavailable)
 	}
@@ -162,7 +185,7 @@ func sessionApp(st *pgstore.Store) http.Handler {
 			http.Error(w, "anonymous", http.StatusUnauthorized)
 			return
 		}
-		fmt.Fprintf(w, "%v %v %v", s.Values["user"], s.Values["login"], s.Values["cart"])
+		fmt.Fprintf(w, "%v %v %v %v", s.Values["user"], s.Values["login"], s.Values["cart"], s.Values["note"])
 	})
 	mux.HandleFunc("POST /logout", func(w http.ResponseWriter, r *http.Request) {
 		s, err := st.Get(r, cookieName)
@@ -174,6 +197,37 @@ func sessionApp(st *pgstore.Store) http.Handler {
 			fail(w, "save", err)
 		}
 	})
+	mux.HandleFunc("POST /inflight", func(w http.ResponseWriter, r *http.Request) {
+		s, err := st.Get(r, cookieName)
+		if err != nil {
+			fail(w, "get", err)
+			return
+		}
+		loaded(w, s.IsNew)
+		g.arrived <- struct{}{}
+		select {
+		case <-g.released:
+		case <-r.Context().Done():
+			return
+		}
+		op := r.FormValue("op")
+		switch op {
+		case "save":
+			s.Values["note"] = "inflight"
+			err = st.Save(r, w, s)
+		case "regenerate":
+			err = st.Regenerate(r, w, s)
+		case "logout":
+			s.Options.MaxAge = -1
+			err = st.Save(r, w, s)
+		default:
+			http.Error(w, "unknown op "+op, http.StatusBadRequest)
+			return
+		}
+		if err != nil {
+			fail(w, op, err)
+		}
+	})
 	return mux
 }
 
@@ -181,8 +235,11 @@ func sessionApp(st *pgstore.Store) http.Handler {
 type account struct {
 	user, login string
 	cookie      *http.Cookie
-	anonymous   *http.Cookie // the session the login regenerated; nil if none
-	acked       int64        // when the login was acknowledged (traffic.now)
+	cart        bool           // the login carried over an anonymous session's cart
+	note        string         // what an acknowledged in-flight Save wrote
+	noteUnsure  bool           // an in-flight Save failed: its note may be there or not
+	gone        []*http.Cookie // cookies whose sessions were regenerated away
+	acked       int64          // when the login was acknowledged (traffic.now)
 	state       accountState
 }
 
@@ -192,7 +249,25 @@ const (
 	loggedIn   accountState = iota
 	loggingOut              // a logout was sent and not acknowledged: either outcome is right
 	loggedOut               // a logout was acknowledged
+	unsettled               // a Regenerate failed: the session is under the old ID or gone
 )
+
+// want is what GET /me must answer for a in the loggedIn state: the values
+// of its acknowledged writes.
+func (a *account) want() []string {
+	cart := "<nil>"
+	if a.cart {
+		cart = "book"
+	}
+	prefix := a.user + " " + a.login + " " + cart + " "
+	if a.noteUnsure {
+		return []string{prefix + "<nil>", prefix + "inflight"}
+	}
+	if a.note != "" {
+		return []string{prefix + a.note}
+	}
+	return []string{prefix + "<nil>"}
+}
 
 // traffic is the load: clients that visit, log in, read and log out over
 // HTTP, each with its own accounts, checking every answer against what the
@@ -201,6 +276,7 @@ const (
 type traffic struct {
 	t      *testing.T
 	srv    *httptest.Server
+	gate   *gate
 	start  time.Time
 	halt   atomic.Bool
 	wg     sync.WaitGroup
@@ -215,6 +291,7 @@ type traffic struct {
 	failOnce, serveOnce, warm, cool   sync.Once
 	logins, logouts, loginsAfter      atomic.Int64
 	getErrors, writeErrors, otherErrs atomic.Int64
+	inFlightAcked, inFlightFailed     atomic.Int64
 
 	mu         sync.Mutex
 	accounts   []*account
@@ -223,9 +300,9 @@ type traffic struct {
 
 const trafficClients = 4
 
-func newTraffic(t *testing.T, srv *httptest.Server) *traffic {
+func newTraffic(t *testing.T, srv *httptest.Server, g *gate) *traffic {
 	tr := &traffic{
-		t: t, srv: srv, start: time.Now(),
+		t: t, srv: srv, gate: g, start: time.Now(),
 		failed: make(chan struct{}), served: make(chan struct{}),
 		warmedUp: make(chan struct{}), cooledDown: make(chan struct{}),
 	}
@@ -242,10 +319,12 @@ func (tr *traffic) now() int64 { return int64(time.Since(tr.start)) + 1 }
 
 func (tr *traffic) mark(at *atomic.Int64) { at.Store(tr.now()) }
 
-// stop ends the load and waits for the clients.
+// stop ends the load, lets requests at the gate through, and waits for
+// the clients.
 func (tr *traffic) stop() {
 	tr.stopMu.Do(func() {
 		tr.halt.Store(true)
+		tr.gate.open()
 		tr.wg.Wait()
 	})
 }
@@ -328,16 +407,45 @@ func (tr *traffic) do(method, path string, form url.Values, cookie *http.Cookie)
 		}
 	}
 	if a.status == http.StatusServiceUnavailable {
-		switch {
-		case strings.HasPrefix(a.body, "get:"):
+		if strings.HasPrefix(a.body, "get:") {
 			tr.getErrors.Add(1)
-		case strings.HasPrefix(a.body, "save:"), strings.HasPrefix(a.body, "regenerate:"):
+		} else {
 			tr.writeErrors.Add(1)
-		default:
-			tr.otherErrs.Add(1)
 		}
+	} else if a.status != http.StatusOK && a.status != http.StatusUnauthorized {
+		tr.otherErrs.Add(1)
+		tr.violate("%s %s: %d %q", method, path, a.status, a.body)
 	}
 	return a
+}
+
+// login logs a user in, from an anonymous session when anonymous is not
+// nil, and returns the account, or nil when the login was not
+// acknowledged.
+func (tr *traffic) login(user, login string, anonymous *http.Cookie) *account {
+	a := tr.do(http.MethodPost, "/login", url.Values{"user": {user}, "login": {login}}, anonymous)
+	if anonymous != nil && a.session == "new" {
+		tr.violate("login %s: Get handed out a new session for the acknowledged anonymous one, without an error", user)
+	}
+	if a.status != http.StatusOK {
+		return nil
+	}
+	if a.cookie == nil {
+		tr.violate("login %s: acknowledged without a cookie", user)
+		return nil
+	}
+	acct := &account{user: user, login: login, cookie: a.cookie, acked: tr.now()}
+	if anonymous != nil {
+		acct.cart, acct.gone = true, []*http.Cookie{anonymous}
+	}
+	tr.mu.Lock()
+	tr.accounts = append(tr.accounts, acct)
+	tr.mu.Unlock()
+	tr.logins.Add(1)
+	if tr.promoteDone.Load() != 0 && tr.loginsAfter.Add(1) == 20 {
+		tr.cool.Do(func() { close(tr.cooledDown) })
+	}
+	return acct
 }
 
 // client visits, logs in, reads its accounts and logs some out, until
@@ -350,25 +458,8 @@ func (tr *traffic) client(c int) {
 		if a := tr.do(http.MethodPost, "/visit", nil, nil); a.status == http.StatusOK && a.cookie != nil {
 			anonymous = a.cookie
 		}
-		acct := &account{user: fmt.Sprintf("user-%d-%d", c, i), login: fmt.Sprint(i)}
-		a := tr.do(http.MethodPost, "/login", url.Values{"user": {acct.user}, "login": {acct.login}}, anonymous)
-		if anonymous != nil && a.session == "new" {
-			tr.violate("login %s: Get handed out a new session for the acknowledged anonymous one, without an error", acct.user)
-		}
-		if a.status == http.StatusOK {
-			if a.cookie == nil {
-				tr.violate("login %s: acknowledged without a cookie", acct.user)
-				continue
-			}
-			acct.cookie, acct.anonymous, acct.acked = a.cookie, anonymous, tr.now()
+		if acct := tr.login(fmt.Sprintf("user-%d-%d", c, i), fmt.Sprint(i), anonymous); acct != nil {
 			mine = append(mine, acct)
-			tr.mu.Lock()
-			tr.accounts = append(tr.accounts, acct)
-			tr.mu.Unlock()
-			tr.logins.Add(1)
-			if tr.promoteDone.Load() != 0 && tr.loginsAfter.Add(1) == 20 {
-				tr.cool.Do(func() { close(tr.cooledDown) })
-			}
 		}
 		// Read the newest account and an older one.
 		if len(mine) > 0 {
@@ -401,8 +492,9 @@ func (tr *traffic) checkRead(acct *account, a answer, when string) {
 	case loggedIn:
 		switch a.status {
 		case http.StatusOK:
-			if want := acct.user + " " + acct.login + " " + cartOf(acct); a.body != want {
-				tr.violate("%s: %s loads %q, want %q", when, acct.user, a.body, want)
+			want := acct.want()
+			if !slices.Contains(want, a.body) {
+				tr.violate("%s: %s loads %q, want %q", when, acct.user, a.body, strings.Join(want, `" or "`))
 			}
 		case http.StatusUnauthorized:
 			tr.violate("%s: Get gave an empty session and no error for %s, logged in and never out", when, acct.user)
@@ -412,15 +504,6 @@ func (tr *traffic) checkRead(acct *account, a answer, when string) {
 			tr.violate("%s: %s was logged out (acknowledged) and loads again: %q", when, acct.user, a.body)
 		}
 	}
-}
-
-// cartOf is the cart the login carried over from the anonymous session,
-// as GET /me prints it.
-func cartOf(acct *account) string {
-	if acct.anonymous != nil {
-		return "book"
-	}
-	return fmt.Sprint(nil)
 }
 
 // logout sends a logout for acct; only an acknowledged one counts.
@@ -439,15 +522,94 @@ func (tr *traffic) logout(acct *account) {
 	tr.checkRead(acct, tr.do(http.MethodGet, "/me", nil, acct.cookie), "right after its logout")
 }
 
+// inFlightOps are the writes of the requests that span the crash.
+var inFlightOps = []string{"save", "regenerate", "logout"}
+
+// loginInFlight logs in n accounts for requests that will span the crash.
+func (tr *traffic) loginInFlight(n int) []*account {
+	tr.t.Helper()
+	accts := make([]*account, n)
+	for i := range accts {
+		accts[i] = tr.login(fmt.Sprintf("inflight-%d", i), fmt.Sprint(i), nil)
+		if accts[i] == nil {
+			tr.stop()
+			tr.t.Fatalf("login inflight-%d failed before the crash", i)
+		}
+	}
+	return accts
+}
+
+// sendInFlight sends one request for each account, with the ops in turn:
+// each loads its session, then waits at the gate before writing it.
+func (tr *traffic) sendInFlight(accts []*account) {
+	for i, acct := range accts {
+		op := inFlightOps[i%len(inFlightOps)]
+		tr.wg.Add(1)
+		go func() {
+			defer tr.wg.Done()
+			a := tr.do(http.MethodPost, "/inflight", url.Values{"op": {op}}, acct.cookie)
+			if a.session == "new" {
+				tr.violate("in-flight %s of %s: Get gave an empty session and no error before the crash", op, acct.user)
+			}
+			ok := a.status == http.StatusOK
+			if ok {
+				tr.inFlightAcked.Add(1)
+			} else {
+				tr.inFlightFailed.Add(1)
+			}
+			switch op {
+			case "save":
+				if ok {
+					acct.note = "inflight"
+				} else {
+					acct.noteUnsure = true
+				}
+			case "regenerate":
+				if !ok || a.cookie == nil {
+					acct.state = unsettled
+					return
+				}
+				acct.gone = append(acct.gone, acct.cookie)
+				acct.cookie = a.cookie
+			case "logout":
+				acct.state = loggingOut
+				if ok {
+					acct.state = loggedOut
+				}
+			}
+		}()
+	}
+}
+
+// awaitArrivals waits until n requests loaded their session and wait at
+// the gate.
+func (tr *traffic) awaitArrivals(n int) {
+	tr.t.Helper()
+	timer := time.NewTimer(time.Minute)
+	defer timer.Stop()
+	for i := 0; i < n; i++ {
+		select {
+		case <-tr.gate.arrived:
+		case <-timer.C:
+			tr.stop()
+			tr.t.Fatalf("%d of %d in-flight requests loaded their session within a minute", i, n)
+		}
+	}
+}
+
 // check runs after the load stopped: every acknowledged login loads with
-// its values, every acknowledged logout stays done, every regenerated
-// anonymous session stays gone, and nothing went wrong on the way.
+// the values of its acknowledged writes, every acknowledged logout stays
+// done, every regenerated session stays gone, and nothing went wrong on
+// the way.
 func (tr *traffic) check() {
 	t := tr.t
 	t.Helper()
 	var before, pending int
 	for _, acct := range tr.accounts {
-		if acct.state == loggingOut {
+		if acct.acked < tr.killedAt.Load() {
+			before++
+		}
+		if acct.state == loggingOut || acct.state == unsettled {
 			pending++
 			continue
 		}
@@ -457,15 +619,10 @@ func (tr *traffic) check() {
 			continue
 		}
 		tr.checkRead(acct, a, "after the failover")
-		if acct.anonymous != nil {
-			if a := tr.do(http.MethodGet, "/me", nil, acct.anonymous); a.status != http.StatusUnauthorized {
-				t.Errorf("after the failover, the anonymous session %s's login regenerated answers %d %q, want 401", acct.user, a.status, a.body)
+		for _, c := range acct.gone {
+			if a := tr.do(http.MethodGet, "/me", nil, c); a.status != http.StatusUnauthorized {
+				t.Errorf("after the failover, a session %s's login or Regenerate moved away answers %d %q, want 401", acct.user, a.status, a.body)
 			}
-		}
-	}
-	for _, acct := range tr.accounts {
-		if acct.acked < tr.killedAt.Load() {
-			before++
 		}
 	}
 	if before < 40 {
@@ -482,8 +639,10 @@ func (tr *traffic) check() {
 		t.Error("no request failed: the load did not meet the switch")
 	}
 	ms := func(d int64) string { return time.Duration(d).Round(time.Millisecond).String() }
-	t.Logf("acknowledged: %d logins (%d before the crash), %d logouts (%d logouts unacknowledged, not checked); failed: %d Get, %d Save/Regenerate, %d other",
-		tr.logins.Load(), before, tr.logouts.Load(), pending, tr.getErrors.Load(), tr.writeErrors.Load(), tr.otherErrs.Load())
+	t.Logf("acknowledged: %d logins (%d before the crash), %d logouts; %d accounts unsettled (a logout or Regenerate failed), not checked",
+		tr.logins.Load(), before, tr.logouts.Load(), pending)
+	t.Logf("failed: %d Get, %d writes; in-flight writes across the crash: %d acknowledged, %d failed",
+		tr.getErrors.Load(), tr.writeErrors.Load(), tr.inFlightAcked.Load(), tr.inFlightFailed.Load())
 	t.Logf("switch: kill took %s; first failure %s after the kill; promotion started %s after the kill and took %s",
 		ms(tr.killDone.Load()-tr.killedAt.Load()), ms(tr.firstFailure.Load()-tr.killDone.Load()),
 		ms(tr.promotedAt.Load()-tr.killDone.Load()), ms(tr.promoteDone.Load()-tr.promotedAt.Load()))
