@@ -59,6 +59,8 @@ func TestFailover(t *testing.T) {
 			}
 			tr.mark(&tr.killDone)
 			g.open() // the in-flight requests write now, to no primary
+			// Promote once the app reports the outage, as an operator or a
+			// failover manager would act on it.
 			tr.await(tr.failed, "no request failed with the primary down")
 			tr.mark(&tr.promotedAt)
 			if err := pair.Standby.Promote(); err != nil {
@@ -365,7 +367,7 @@ type answer struct {
 
 // do sends a request carrying cookie (if any) and notes its outcome for the
 // switch's timings: a request counts as served when the store answered it
-// without error.
+// without error, as failed when the app answered 503.
 func (tr *traffic) do(method, path string, form url.Values, cookie *http.Cookie) answer {
 	sent := tr.now()
 	var body io.Reader
@@ -397,12 +399,16 @@ func (tr *traffic) do(method, path string, form url.Values, cookie *http.Cookie)
 			a.cookie = c // the last one set wins, as in a browser
 		}
 	}
-	if killed := tr.killDone.Load(); killed != 0 && sent > killed {
+	// The first failure is the first the app reports after the crash; the
+	// first success must come from a request sent after it, since one sent
+	// before may have been served by the old primary.
+	if killed := tr.killDone.Load(); killed != 0 {
 		if a.status == http.StatusServiceUnavailable {
 			if tr.firstFailure.CompareAndSwap(0, tr.now()) {
 				tr.failOnce.Do(func() { close(tr.failed) })
 			}
-		} else if (a.status == http.StatusOK || a.status == http.StatusUnauthorized) && tr.firstSuccess.CompareAndSwap(0, tr.now()) {
+		} else if (a.status == http.StatusOK || a.status == http.StatusUnauthorized) && sent > killed &&
+			tr.firstSuccess.CompareAndSwap(0, tr.now()) {
 			tr.serveOnce.Do(func() { close(tr.served) })
 		}
 	}

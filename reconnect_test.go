@@ -42,18 +42,18 @@ func roleStore(t *testing.T, drv, prefix string) (st *pgstore.Store, db *sql.DB,
 	return newTestStore(t, db, pgstore.Config{SchemaName: schema}), db, admin, role
 }
 
-// fillPool replaces the pool's idle connections with poolSize new ones, and
+// freshPool replaces the pool's idle connections with poolSize new ones, and
 // returns when they are all idle. check runs on each while it is held.
-func fillPool(t *testing.T, db *sql.DB, check func(*sql.Conn) error) {
+func freshPool(t *testing.T, db *sql.DB, check func(*sql.Conn) error) {
 	t.Helper()
 	db.SetMaxIdleConns(0) // closes the idle connections
 	db.SetMaxIdleConns(poolSize)
-	hold(t, db, check)
+	checkOutAll(t, db, check)
 }
 
-// hold checks out poolSize connections at once, runs check on each, and
+// checkOutAll checks out poolSize connections at once, runs check on each, and
 // puts them back.
-func hold(t *testing.T, db *sql.DB, check func(*sql.Conn) error) {
+func checkOutAll(t *testing.T, db *sql.DB, check func(*sql.Conn) error) {
 	t.Helper()
 	ctx := ctxTimeout(t)
 	conns := make([]*sql.Conn, 0, poolSize)
@@ -108,7 +108,7 @@ func TestReadOnlyConnectionsAreReplaced(t *testing.T) {
 			readOnlyPool := func() {
 				t.Helper()
 				setReadOnly(true)
-				fillPool(t, db, func(c *sql.Conn) error {
+				freshPool(t, db, func(c *sql.Conn) error {
 					var ro string
 					if err := c.QueryRowContext(ctx, "SHOW transaction_read_only").Scan(&ro); err != nil || ro != "on" {
 						t.Fatalf("a connection opened for the read-only role: transaction_read_only %q, %v", ro, err)
@@ -176,7 +176,7 @@ func TestReadOnlyConnectionsAreReplaced(t *testing.T) {
 				}},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
-					fillPool(t, db, func(*sql.Conn) error { return nil }) // read-write, after a failed case
+					freshPool(t, db, func(*sql.Conn) error { return nil }) // read-write, after a failed case
 					c := login(t, st, map[any]any{"user": "alice"})
 					r, s := get(t, st, c)
 					readOnlyPool()
@@ -238,10 +238,10 @@ func TestTerminatedConnectionsAreReplaced(t *testing.T) {
 			terminatePool := func() {
 				t.Helper()
 				ctx := ctxTimeout(t)
-				fillPool(t, db, func(*sql.Conn) error { return nil })
+				freshPool(t, db, func(*sql.Conn) error { return nil })
 				for attempt := 1; ; attempt++ {
 					checkedOut := time.Now()
-					hold(t, db, func(c *sql.Conn) error { return c.PingContext(ctx) })
+					checkOutAll(t, db, func(c *sql.Conn) error { return c.PingContext(ctx) })
 					var ended int
 					err := admin.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))
 						FROM pg_stat_activity WHERE usename = $1`, role).Scan(&ended)
@@ -258,7 +258,7 @@ func TestTerminatedConnectionsAreReplaced(t *testing.T) {
 					if attempt == 5 {
 						t.Fatalf("could not end the connections within %v of their check-out in %d attempts", pgxLivenessWindow, attempt)
 					}
-					fillPool(t, db, func(*sql.Conn) error { return nil }) // new ones, to try again
+					freshPool(t, db, func(*sql.Conn) error { return nil }) // new ones, to try again
 				}
 			}
 
