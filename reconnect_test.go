@@ -226,6 +226,12 @@ const pgxLivenessWindow = time.Second
 // (pg_terminate_backend: an administrator, a failover, a pooler restart)
 // costs no failed request: Get and Save retry until they reach a live
 // connection, however many dead ones the pool held.
+//
+// pgx reports such a connection as an error (57P01) without marking it
+// broken, so a fixed handful of retries over ten dead connections failed.
+// lib/pq reports driver.ErrBadConn, which database/sql retries on its own
+// (then on a new connection): its subtest pins that, and passes whatever
+// the store retries.
 func TestTerminatedConnectionsAreReplaced(t *testing.T) {
 	for _, drv := range pgtest.Drivers {
 		t.Run(drv, func(t *testing.T) {
