@@ -48,7 +48,7 @@ func TestFailover(t *testing.T) {
 			t.Cleanup(srv.Close)
 			tr := newTraffic(t, srv, g)
 
-			inFlight := tr.loginInFlight(9)
+			inFlight := tr.loginInFlight(16)
 			tr.await(tr.warmedUp, "the load did not log 40 users in and 5 out")
 			tr.sendInFlight(inFlight)
 			tr.awaitArrivals(len(inFlight))
@@ -60,8 +60,10 @@ func TestFailover(t *testing.T) {
 			tr.mark(&tr.killDone)
 			g.open() // the in-flight requests write now, to no primary
 			// Promote once the app reports the outage, as an operator or a
-			// failover manager would act on it.
+			// failover manager would act on it, and once the impatient
+			// in-flight requests have answered: without a primary.
 			tr.await(tr.failed, "no request failed with the primary down")
+			tr.await(tr.impatientDone, "the in-flight requests with a deadline did not answer")
 			tr.mark(&tr.promotedAt)
 			if err := pair.Standby.Promote(); err != nil {
 				tr.stop()
@@ -137,7 +139,9 @@ func (g *gate) open() { g.once.Do(func() { close(g.released) }) }
 //	GET  /me        the session's values, or 401 when it is new
 //	POST /logout    Get, then Save with MaxAge -1 (even when Get failed)
 //	POST /inflight  Get, wait at the gate, then op: save (a note),
-//	                regenerate, or logout
+//	                regenerate, or logout; or for op read, wait at the gate,
+//	                then GET /me. What follows the gate must end within
+//	                deadline, if one is given
 func sessionApp(st *pgstore.Store, g *gate) http.Handler {
 	fail := func(w http.ResponseWriter, step string, err error) {
 		http.Error(w, step+": "+err.Error(), http.StatusServiceUnavailable)
@@ -202,19 +206,41 @@ func sessionApp(st *pgstore.Store, g *gate) http.Handler {
 		}
 	})
 	mux.HandleFunc("POST /inflight", func(w http.ResponseWriter, r *http.Request) {
+		op := r.FormValue("op")
+		// await waits at the gate, then bounds the rest by the deadline.
+		await := func() bool {
+			g.arrived <- struct{}{}
+			select {
+			case <-g.released:
+			case <-r.Context().Done():
+				return false
+			}
+			if d, err := time.ParseDuration(r.FormValue("deadline")); err == nil {
+				ctx, cancel := context.WithTimeout(r.Context(), d)
+				context.AfterFunc(r.Context(), cancel) // ends with the request
+				r = r.WithContext(ctx)
+			}
+			return true
+		}
+		if op == "read" && !await() {
+			return
+		}
 		s, err := st.Get(r, cookieName)
 		if err != nil {
 			fail(w, "get", err)
 			return
 		}
 		loaded(w, s.IsNew)
-		g.arrived <- struct{}{}
-		select {
-		case <-g.released:
-		case <-r.Context().Done():
+		switch {
+		case op == "read" && s.IsNew:
+			http.Error(w, "anonymous", http.StatusUnauthorized)
+			return
+		case op == "read":
+			fmt.Fprintf(w, "%v %v %v %v", s.Values["user"], s.Values["login"], s.Values["cart"], s.Values["note"])
+			return
+		case !await():
 			return
 		}
-		op := r.FormValue("op")
 		switch op {
 		case "save":
 			s.Values["note"] = "inflight"
@@ -290,7 +316,8 @@ type traffic struct {
 	killedAt, killDone, promotedAt, promoteDone atomic.Int64
 	firstFailure, firstSuccess                  atomic.Int64
 
-	failed, served                    chan struct{}
+	failed, served, impatientDone     chan struct{}
+	impatient                         atomic.Int64 // in-flight requests with a deadline, not answered yet
 	warmedUp, cooledDown              chan struct{}
 	failOnce, serveOnce, warm, cool   sync.Once
 	logins, logouts, loginsAfter      atomic.Int64
@@ -307,7 +334,7 @@ const trafficClients = 4
 func newTraffic(t *testing.T, srv *httptest.Server, g *gate) *traffic {
 	tr := &traffic{
 		t: t, srv: srv, gate: g, start: time.Now(),
-		failed: make(chan struct{}), served: make(chan struct{}),
+		failed: make(chan struct{}), served: make(chan struct{}), impatientDone: make(chan struct{}),
 		warmedUp: make(chan struct{}), cooledDown: make(chan struct{}),
 	}
 	for c := range trafficClients {
@@ -530,8 +557,8 @@ func (tr *traffic) logout(acct *account) {
 	tr.checkRead(acct, tr.do(http.MethodGet, "/me", nil, acct.cookie), "right after its logout")
 }
 
-// inFlightOps are the writes of the requests that span the crash.
-var inFlightOps = []string{"save", "regenerate", "logout"}
+// inFlightOps are what the requests that span the crash do after it.
+var inFlightOps = []string{"save", "regenerate", "logout", "read"}
 
 // loginInFlight logs in n accounts for requests that will span the crash.
 func (tr *traffic) loginInFlight(n int) []*account {
@@ -548,15 +575,28 @@ func (tr *traffic) loginInFlight(n int) []*account {
 }
 
 // sendInFlight sends one request for each account, with the ops in turn:
-// each loads its session, then waits at the gate before writing it.
+// each loads its session, then waits at the gate before writing it (or, to
+// read, waits before loading it). Every other round of ops must end within
+// a second of the gate, sooner than the store's retries give up, so that
+// some fail while no server takes writes, whatever the store's retries;
+// the others may outlast the switch.
 func (tr *traffic) sendInFlight(accts []*account) {
 	for i, acct := range accts {
 		op := inFlightOps[i%len(inFlightOps)]
+		form := url.Values{"op": {op}}
+		impatient := i/len(inFlightOps)%2 == 0
+		if impatient {
+			form.Set("deadline", "1s")
+			tr.impatient.Add(1)
+		}
 		tr.wg.Add(1)
 		go func() {
 			defer tr.wg.Done()
-			a := tr.do(http.MethodPost, "/inflight", url.Values{"op": {op}}, acct.cookie)
-			if a.session == "new" {
+			a := tr.do(http.MethodPost, "/inflight", form, acct.cookie)
+			if impatient && tr.impatient.Add(-1) == 0 {
+				close(tr.impatientDone)
+			}
+			if a.session == "new" && op != "read" {
 				tr.violate("in-flight %s of %s: Get gave an empty session and no error before the crash", op, acct.user)
 			}
 			ok := a.status == http.StatusOK
@@ -584,6 +624,8 @@ func (tr *traffic) sendInFlight(accts []*account) {
 				if ok {
 					acct.state = loggedOut
 				}
+			case "read":
+				tr.checkRead(acct, a, "in-flight read across the crash")
 			}
 		}()
 	}
@@ -649,7 +691,7 @@ func (tr *traffic) check() {
 	ms := func(d int64) string { return time.Duration(d).Round(time.Millisecond).String() }
 	t.Logf("acknowledged: %d logins (%d before the crash), %d logouts; %d accounts unsettled (a logout or Regenerate failed), not checked",
 		tr.logins.Load(), before, tr.logouts.Load(), pending)
-	t.Logf("failed: %d Get, %d writes; in-flight writes across the crash: %d acknowledged, %d failed",
+	t.Logf("failed: %d Get, %d writes; in-flight requests across the crash: %d answered, %d failed",
 		tr.getErrors.Load(), tr.writeErrors.Load(), tr.inFlightAcked.Load(), tr.inFlightFailed.Load())
 	t.Logf("switch: kill took %s; first failure %s after the kill; promotion started %s after the kill and took %s",
 		ms(tr.killDone.Load()-tr.killedAt.Load()), ms(tr.firstFailure.Load()-tr.killDone.Load()),
