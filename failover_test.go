@@ -26,8 +26,10 @@ import (
 // its values, no logout it acknowledged is undone, and during the switch
 // it reports errors: Get never hands out an empty session for a live one
 // (which would log the user out without a word), and no write that failed
-// is reported as done. Besides the load, requests that loaded their session
-// before the crash write it (Save, Regenerate, logout) after it.
+// is reported as done. Besides the load, requests held at a gate span the
+// crash: most loaded their session before it and write it (Save,
+// Regenerate, logout) after it, some load it after it; half of them must
+// answer within a second, so some answer while there is no primary.
 //
 // The times from the crash and from the promotion to the first request
 // served again are logged (never asserted) for the documentation.
@@ -58,7 +60,7 @@ func TestFailover(t *testing.T) {
 				t.Fatal(err)
 			}
 			tr.mark(&tr.killDone)
-			g.open() // the in-flight requests write now, to no primary
+			g.open() // the in-flight requests go on now, with no primary
 			// Promote once the app reports the outage, as an operator or a
 			// failover manager would act on it, and once the impatient
 			// in-flight requests have answered: without a primary.
