@@ -29,6 +29,7 @@ type Cluster struct {
 	port     int
 	runAs    string   // the OS user the server runs as, when we are root
 	owner    *os.File // the locked owner file; nil where locks are not supported
+	settings []string // extra "name=value" server settings Start passes with -c
 }
 
 // dirPrefix starts the name of every cluster directory.
@@ -55,6 +56,24 @@ func binDir() (string, error) {
 // ErrNoBinaries means the PostgreSQL server binaries are not installed.
 var ErrNoBinaries = errors.New("initdb and pg_ctl not found on PATH or under /usr/lib/postgresql/*/bin")
 
+// toolPath is the path of a PostgreSQL program: in bin, else in the
+// directory bin's pg_ctl links to (bin may be a directory of links to some
+// of the programs, as /usr/local/bin is on some systems), else bin's.
+func toolPath(bin, tool string) string {
+	path := filepath.Join(bin, tool)
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	if ctl, err := filepath.EvalSymlinks(filepath.Join(bin, "pg_ctl")); err == nil {
+		if p := filepath.Join(filepath.Dir(ctl), tool); p != path {
+			if _, err := os.Stat(p); err == nil {
+				return p
+			}
+		}
+	}
+	return path
+}
+
 func versionOf(binDir string) int {
 	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
 	return n
@@ -63,6 +82,25 @@ func versionOf(binDir string) int {
 // StartCluster creates and starts a new cluster. Remove stops it and deletes
 // its files.
 func StartCluster() (*Cluster, error) {
+	c, err := newCluster()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.initdb(); err != nil {
+		c.removeFiles()
+		return nil, err
+	}
+	if err := c.Start(); err != nil {
+		c.removeFiles()
+		return nil, err
+	}
+	return c, nil
+}
+
+// newCluster makes the directory of a cluster, locked and owned by the
+// server's user, and picks its port. It neither creates the data directory
+// nor starts a server.
+func newCluster() (*Cluster, error) {
 	bin, err := binDir()
 	if err != nil {
 		return nil, err
@@ -94,15 +132,12 @@ func StartCluster() (*Cluster, error) {
 		c.removeFiles()
 		return nil, err
 	}
-	if err := c.run("initdb", "-D", c.data(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C"); err != nil {
-		c.removeFiles()
-		return nil, err
-	}
-	if err := c.Start(); err != nil {
-		c.removeFiles()
-		return nil, err
-	}
 	return c, nil
+}
+
+// initdb creates the data directory of a new, empty cluster.
+func (c *Cluster) initdb() error {
+	return c.run("initdb", "-D", c.data(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C")
 }
 
 // serverUser is the OS user to run the server as: initdb refuses to run as
@@ -123,7 +158,7 @@ func (c *Cluster) Dir() string { return c.dir }
 func (c *Cluster) data() string { return filepath.Join(c.dir, "data") }
 
 func (c *Cluster) run(tool string, args ...string) error {
-	path := filepath.Join(c.bin, tool)
+	path := toolPath(c.bin, tool)
 	var cmd *exec.Cmd
 	if c.runAs != "" {
 		cmd = exec.Command("runuser", append([]string{"-u", c.runAs, "--", path}, args...)...)
@@ -140,12 +175,22 @@ func (c *Cluster) run(tool string, args ...string) error {
 // Start starts the server and waits until it accepts connections.
 func (c *Cluster) Start() error {
 	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100", c.port, c.dir)
+	for _, s := range c.settings {
+		opts += " -c " + s
+	}
 	return c.run("pg_ctl", "-D", c.data(), "-l", filepath.Join(c.dir, "log"), "-o", opts, "-w", "-t", "60", "start")
 }
 
 // Stop stops the server, ending every connection (fast shutdown).
 func (c *Cluster) Stop() error {
 	return c.run("pg_ctl", "-D", c.data(), "-m", "fast", "-w", "stop")
+}
+
+// Kill stops the server the way a crash would (immediate shutdown: no
+// checkpoint, every connection cut), and waits until it is gone. Start
+// brings it back, through crash recovery.
+func (c *Cluster) Kill() error {
+	return c.run("pg_ctl", "-D", c.data(), "-m", "immediate", "-w", "-t", "60", "stop")
 }
 
 // Remove stops the server if it runs and deletes the cluster.
