@@ -2,6 +2,7 @@ package pgstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -44,6 +45,13 @@ func TestFailover(t *testing.T) {
 				pgtest.SkipOrFail(t, fmt.Errorf("start a primary and a synchronous standby: %w", err))
 			}
 			t.Cleanup(pair.Remove)
+			// No replica reads: a store pointed at the standby refuses to
+			// start, since a user who just logged in on the primary could
+			// look logged out there.
+			standby := pgtest.OpenDSN(t, drv, pair.Standby.DSN())
+			if _, err := pgstore.New(standby, pgstore.Config{KeyPairs: [][]byte{hashKey1}, PruneInterval: -1}); !errors.Is(err, pgstore.ErrReadOnly) {
+				t.Fatalf("New on the standby: %v, want ErrReadOnly", err)
+			}
 			st := openFailoverStore(t, drv, pair.DSN())
 			g := newGate()
 			srv := httptest.NewServer(sessionApp(st, g))

@@ -126,68 +126,6 @@ func TestRetriesOutlastRefusedConnections(t *testing.T) {
 	}
 }
 
-// When every pooled connection is dead (all terminated by the server, as in
-// a restart or failover), a load still succeeds: each retry drops the
-// connection it failed on, until a fresh one is tried. pgx reports a
-// terminated connection as an error (57P01) without marking it bad, so
-// three retries over a pool of ten dead connections all failed.
-func TestEveryPooledConnectionTerminated(t *testing.T) {
-	for _, drv := range pgtest.Drivers {
-		t.Run(drv, func(t *testing.T) {
-			t.Parallel()
-			admin := sharedDB(t, drv)
-			db, schema, role := roleDB(t, drv, admin, "pgstore_term_")
-			const pool = 10
-			db.SetMaxIdleConns(pool)
-			db.SetMaxOpenConns(pool)
-			st := newTestStore(t, db, pgstore.Config{SchemaName: schema})
-			c := login(t, st, map[any]any{"n": 1})
-			// Twice: pgx pings a connection it hands out unless it was
-			// handed out within the last second, which would find the
-			// dead ones before the store does.
-			fillPool(t, db, pool)
-			fillPool(t, db, pool)
-			var killed int
-			if err := admin.QueryRow(`SELECT count(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity WHERE usename = $1`, role).Scan(&killed); err != nil {
-				t.Fatal(err)
-			}
-			if killed < pool {
-				t.Fatalf("terminated %d connections, want the pool's %d", killed, pool)
-			}
-			for i := 0; i < 3; i++ {
-				r := request(c)
-				s, err := st.Get(r, cookieName)
-				if err != nil || s.IsNew {
-					t.Fatalf("Get %d after every pooled connection was terminated: new %v, %v", i, s.IsNew, err)
-				}
-			}
-		})
-	}
-}
-
-// fillPool opens n connections on db at once and returns them to its pool.
-func fillPool(t *testing.T, db *sql.DB, n int) {
-	t.Helper()
-	ctx := ctxTimeout(t)
-	var conns []*sql.Conn
-	for i := 0; i < n; i++ {
-		conn, err := db.Conn(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := conn.PingContext(ctx); err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, conn)
-	}
-	for _, conn := range conns {
-		conn.Close()
-	}
-	if got := db.Stats().Idle; got != n {
-		t.Fatalf("%d idle connections, want %d", got, n)
-	}
-}
-
 // roleDB returns a pool of drv connections as a new login role, and a
 // schema of the test's own that the role may create tables in.
 func roleDB(t *testing.T, drv string, admin *sql.DB, prefix string) (db *sql.DB, schema, role string) {
@@ -199,45 +137,6 @@ func roleDB(t *testing.T, drv string, admin *sql.DB, prefix string) (db *sql.DB,
 		t.Fatal(err)
 	}
 	return pgtest.OpenDSN(t, drv, withUser(dsn, role)), schema, role
-}
-
-// A connection left on a server that turned read-only (a node demoted in a
-// failover, while the pool kept its connections) is dropped and the write
-// retried on a fresh one, whichever the pool held.
-func TestReadOnlyConnectionsAreDropped(t *testing.T) {
-	for _, drv := range pgtest.Drivers {
-		t.Run(drv, func(t *testing.T) {
-			t.Parallel()
-			admin := sharedDB(t, drv)
-			db, schema, role := roleDB(t, drv, admin, "pgstore_ro_")
-			const pool = 10
-			db.SetMaxIdleConns(pool)
-			db.SetMaxOpenConns(pool)
-			st := newTestStore(t, db, pgstore.Config{SchemaName: schema, TouchInterval: -1})
-			c := login(t, st, map[any]any{"n": 0})
-			// Every pooled connection turns read-only; new ones are not.
-			db.SetMaxIdleConns(0)
-			db.SetMaxIdleConns(pool)
-			if _, err := admin.Exec(`ALTER ROLE "` + role + `" SET default_transaction_read_only = on`); err != nil {
-				t.Fatal(err)
-			}
-			fillPool(t, db, pool)
-			if _, err := admin.Exec(`ALTER ROLE "` + role + `" RESET default_transaction_read_only`); err != nil {
-				t.Fatal(err)
-			}
-			for i := 1; i <= 3; i++ {
-				r, s := get(t, st, c)
-				s.Values["n"] = i
-				if err := st.Save(r, httptest.NewRecorder(), s); err != nil {
-					t.Fatalf("Save %d with read-only connections in the pool: %v", i, err)
-				}
-			}
-			login(t, st, map[any]any{"new": true})
-			if _, s := get(t, st, c); s.Values["n"] != 3 {
-				t.Fatalf("n = %v after three saves, want 3", s.Values["n"])
-			}
-		})
-	}
 }
 
 // New refuses a read-only server or connection, saying why: sessions are
