@@ -49,8 +49,8 @@ func TestFailover(t *testing.T) {
 			// start, since a user who just logged in on the primary could
 			// look logged out there.
 			standby := pgtest.OpenDSN(t, drv, pair.Standby.DSN())
-			if _, err := pgstore.New(standby, pgstore.Config{KeyPairs: [][]byte{hashKey1}, PruneInterval: -1}); !errors.Is(err, pgstore.ErrReadOnly) {
-				t.Fatalf("New on the standby: %v, want ErrReadOnly", err)
+			if _, err := pgstore.New(standby, pgstore.Config{KeyPairs: [][]byte{hashKey1}, PruneInterval: -1}); !errors.Is(err, pgstore.ErrReadOnly) || !strings.Contains(err.Error(), "standby") {
+				t.Fatalf("New on the standby: %v, want ErrReadOnly saying it is a standby", err)
 			}
 			st := openFailoverStore(t, drv, pair.DSN())
 			g := newGate()
