@@ -16,7 +16,7 @@ import (
 var revokeCommand = &command{
 	name:    "revoke",
 	args:    "-key KEY -value VALUE [flags]",
-	summary: "delete every session whose value at a key equals a value",
+	summary: "delete every session whose value at a key equals a value (sign a user out everywhere)",
 	doc: `Deletes every session whose value at KEY equals VALUE (Store.Revoke), for
 example all sessions of a user whose password was stolen, and prints how
 many.
