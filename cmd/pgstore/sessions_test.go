@@ -116,7 +116,9 @@ func TestSessionsList(t *testing.T) {
 		t.Errorf("phone: %+v", a)
 	}
 
-	text, _, code := runCLI(t, "sessions", "list", "-dsn", dsn, "-schema", schema, "-key", "user_id", "-value", "42", "-hash-key-env", "hex:"+keyEnv)
+	// The key as the application may read it: the variable's characters.
+	t.Setenv(keyEnv+"_TEXT", string(hashKey))
+	text, _, code := runCLI(t, "sessions", "list", "-dsn", dsn, "-schema", schema, "-key", "user_id", "-value", "42", "-hash-key-env", "text:"+keyEnv+"_TEXT")
 	if code != exitOK {
 		t.Fatalf("text: exit %d", code)
 	}
@@ -214,5 +216,28 @@ func TestSessionsExpress(t *testing.T) {
 	var tombstones int
 	if err := db.QueryRow(`SELECT count(*) FROM ` + qualified(schema, "express_sessions_tombstones")).Scan(&tombstones); err != nil || tombstones != 1 {
 		t.Errorf("%d tombstones, %v; want the ended session's", tombstones, err)
+	}
+}
+
+// The last activity is read from the expiry too, so list must know the
+// application's MaxAge: with it, a session just used was last active now,
+// not two months from now.
+func TestSessionsListMaxAge(t *testing.T) {
+	dsn, schema, _, db := appTable(t)
+	opts := pgstore.DefaultOptions()
+	opts.MaxAge = 90 * 24 * 60 * 60
+	st, err := pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{hashKey}, SchemaName: schema, PruneInterval: -1, Options: opts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	login(t, st, 42, "Firefox/140", "192.0.2.1:5000")
+	out, _, code := runCLI(t, "sessions", "list", "-dsn", dsn, "-schema", schema, "-key", "user_id", "-value", "42", "-hash-key-env", keyEnv, "-json", "-max-age", "7776000")
+	var got []sessionJSON
+	if code != exitOK || json.Unmarshal([]byte(out), &got) != nil || len(got) != 1 {
+		t.Fatalf("exit %d, output %q", code, out)
+	}
+	if la := got[0].LastActive; la == nil || la.After(time.Now().Add(time.Minute)) || la.Before(time.Now().Add(-time.Hour)) {
+		t.Errorf("last active %v, want about now", la)
 	}
 }
