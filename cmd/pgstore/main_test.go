@@ -135,7 +135,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"sessions", "list", "-key", "user_id", "-value", "1", "-hash-key-env", "A", "-express-secret-env", "B"}, exitUsage, "not both"},
 		{[]string{"sessions", "list", "-key", "user_id", "-value", "1", "-hash-key-env", "PGSTORE_TEST_UNSET_VARIABLE"}, exitUsage, "$PGSTORE_TEST_UNSET_VARIABLE is not set"},
 		{[]string{"sessions", "end", "-key", "user_id", "-value", "1", "-hash-key-env", "PATH"}, exitUsage, "-handle is required"},
-		{[]string{"sessions", "end", "-key", "user_id", "-value", "1", "-handle", "h", "-hash-key-env", "PATH"}, exitUsage, "write -hash-key-env text:PATH if"},
+		{[]string{"sessions", "end", "-key", "user_id", "-value", "1", "-handle", "h", "-hash-key-env", "hex:PATH"}, exitUsage, "-hash-key-env: $PATH is not hex"},
 		{[]string{"help", "migrate"}, exitOK, "Usage: pgstore migrate -cookie-name NAME"},
 		{[]string{"help", "prune"}, exitOK, "Store.Prune"},
 		{[]string{"revoke", "-h"}, exitOK, "-value 42 and -value true are the number"},

@@ -21,13 +21,13 @@ const sessionsKeysDoc = `Handles are derived from the session IDs with the appli
 signing key (Config.KeyPairs[0]) or, in Express mode, its first secret
 (Config.ExpressSecrets[0]), so the command needs the same one: give the
 name of the environment variable that holds it, never the key itself.
--hash-key-env decodes the variable as migrate decodes -hash-key (hex or
-base64); prefix the name with "text:", "hex:" or "base64:" to say how, as
-in -hash-key-env text:SESSION_KEY for an application that uses the
-variable's characters as the key. -express-secret-env takes the secret's
-characters as they are, and opens the table in Express mode (its
-tombstones must exist). With another key the handles differ from the
-application's, and end finds nothing.
+-hash-key-env takes the variable's characters as the key, as an
+application does with KeyPairs: [][]byte{[]byte(os.Getenv("SESSION_SECRET"))}
+(docs/production.md); prefix the name with "hex:" or "base64:" when the
+application decodes the variable, as in -hash-key-env hex:SESSION_KEY.
+-express-secret-env takes the secret's characters too, and opens the
+table in Express mode (its tombstones must exist). With another key the
+handles differ from the application's, and end finds nothing.
 
 VALUE is read as revoke reads it: -value 42 is the number, -value '"42"'
 the string, and either matches a session holding 42 or "42". Sessions
@@ -143,7 +143,7 @@ type sessionsOptions struct {
 func (s *sessionsOptions) define(fs *flag.FlagSet) {
 	fs.StringVar(&s.key, "key", "", "the session `key` that names the user, such as user_id (required)")
 	fs.StringVar(&s.value, "value", "", "the user's `value` at the key: JSON when it parses as a string, number or boolean, else a string (required)")
-	fs.StringVar(&s.hashKeyEnv, "hash-key-env", "", "the environment `variable` holding the application's first hash key (Config.KeyPairs[0]), optionally prefixed text:, hex: or base64:")
+	fs.StringVar(&s.hashKeyEnv, "hash-key-env", "", "the environment `variable` holding the application's first hash key (Config.KeyPairs[0]), used as is; prefixed hex: or base64: to decode it")
 	fs.StringVar(&s.expressSecretEnv, "express-secret-env", "", "the environment `variable` holding the application's first Express secret (Config.ExpressSecrets[0])")
 	s.maxAge = pgstore.DefaultMaxAge
 	s.browserTTL = pgstore.DefaultBrowserSessionTTL
@@ -178,8 +178,10 @@ func (s *sessionsOptions) check() (any, error) {
 		s.expressKey = []byte(secret)
 		return value, nil
 	}
-	prefix, name := "", s.hashKeyEnv
-	for _, p := range []string{"text:", "hex:", "base64:"} {
+	// The variable's characters, unless a prefix says how the application
+	// decodes them.
+	prefix, name := "text:", s.hashKeyEnv
+	for _, p := range []string{"hex:", "base64:"} {
 		if strings.HasPrefix(name, p) {
 			prefix, name = p, name[len(p):]
 		}
@@ -190,11 +192,8 @@ func (s *sessionsOptions) check() (any, error) {
 	}
 	key, err := parseKey(prefix + text)
 	if err != nil {
-		if prefix == "" {
-			err = fmt.Errorf("neither hex nor base64; write -hash-key-env text:%s if the application uses its characters as the key", name)
-		}
-		// Never the key itself in the message.
-		return nil, usageError{fmt.Errorf("-hash-key-env: $%s: %w", name, err)}
+		// Not the decoder's error, which may quote a character of the key.
+		return nil, usageError{fmt.Errorf("-hash-key-env: $%s is not %s", name, strings.TrimSuffix(prefix, ":"))}
 	}
 	s.hashKey = key
 	return value, nil

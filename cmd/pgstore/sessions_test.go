@@ -29,7 +29,8 @@ func appTable(t *testing.T) (dsn, schema string, st *pgstore.Store, db *sql.DB) 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	t.Setenv(keyEnv, hex.EncodeToString(hashKey))
+	// As docs/production.md has it: the variable's characters are the key.
+	t.Setenv(keyEnv, string(hashKey))
 	return dsn, schema, st, db
 }
 
@@ -116,9 +117,9 @@ func TestSessionsList(t *testing.T) {
 		t.Errorf("phone: %+v", a)
 	}
 
-	// The key as the application may read it: the variable's characters.
-	t.Setenv(keyEnv+"_TEXT", string(hashKey))
-	text, _, code := runCLI(t, "sessions", "list", "-dsn", dsn, "-schema", schema, "-key", "user_id", "-value", "42", "-hash-key-env", "text:"+keyEnv+"_TEXT")
+	// An application that decodes its variable.
+	t.Setenv(keyEnv+"_HEX", hex.EncodeToString(hashKey))
+	text, _, code := runCLI(t, "sessions", "list", "-dsn", dsn, "-schema", schema, "-key", "user_id", "-value", "42", "-hash-key-env", "hex:"+keyEnv+"_HEX")
 	if code != exitOK {
 		t.Fatalf("text: exit %d", code)
 	}
