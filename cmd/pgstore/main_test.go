@@ -139,6 +139,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"help", "migrate"}, exitOK, "Usage: pgstore migrate -cookie-name NAME"},
 		{[]string{"help", "prune"}, exitOK, "Store.Prune"},
 		{[]string{"revoke", "-h"}, exitOK, "-value 42 and -value true are the number"},
+		{[]string{"revoke", "-h"}, exitOK, `"sign out everywhere"`},
 		{[]string{"stats", "-help"}, exitOK, "-json"},
 		{[]string{"help", "nope"}, exitUsage, `unknown command "nope"`},
 		{[]string{"vacuum"}, exitUsage, `unknown command "vacuum"`},

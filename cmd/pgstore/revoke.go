@@ -16,10 +16,10 @@ import (
 var revokeCommand = &command{
 	name:    "revoke",
 	args:    "-key KEY -value VALUE [flags]",
-	summary: "delete every session whose value at a key equals a value (sign a user out everywhere)",
+	summary: "delete every session whose value at a key equals a value",
 	doc: `Deletes every session whose value at KEY equals VALUE (Store.Revoke), for
 example all sessions of a user whose password was stolen, and prints how
-many.
+many: "sign out everywhere". To end one session, see pgstore sessions.
 
 VALUE is read as JSON when it is a JSON string, number or boolean, and as
 a string otherwise: -value 42 and -value true are the number and the
