@@ -1,6 +1,7 @@
 // Command pgstore looks after a pgstore sessions table: it copies sessions
 // from antonlindstrom/pgstore, deletes expired rows, revokes sessions by a
-// value, and reports what the table holds.
+// value, lists and ends a user's sessions, and reports what the table
+// holds.
 //
 //	go install github.com/pgsessions/pgstore/cmd/pgstore@latest
 //	pgstore stats -dsn "$DATABASE_URL"
@@ -17,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 
 	"github.com/gorilla/securecookie"
 	"github.com/lib/pq"
@@ -46,7 +48,12 @@ type command struct {
 	flags func(fs *flag.FlagSet, c *common) func(ctx context.Context, stdout io.Writer) error
 }
 
-var commands = []*command{migrateCommand, pruneCommand, revokeCommand, statsCommand}
+var commands = []*command{migrateCommand, pruneCommand, revokeCommand, sessionsListCommand, sessionsEndCommand, statsCommand}
+
+// groups are the words that begin two-word commands ("sessions list").
+var groups = map[string]string{
+	"sessions": "a user's sessions, for support staff (docs/sessions.md)",
+}
 
 const usageText = `Usage: pgstore COMMAND [flags]
 
@@ -67,10 +74,31 @@ failed), 2 for bad flags or an unknown command.
 
 func usage(w io.Writer) {
 	fmt.Fprint(w, usageText)
-	for _, c := range commands {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
-	}
+	listCommands(w, "")
 	fmt.Fprint(w, usageTail)
+}
+
+// listCommands lists the commands whose names begin with prefix.
+func listCommands(w io.Writer, prefix string) {
+	width := 0
+	for _, c := range commands {
+		width = max(width, len(c.name))
+	}
+	for _, c := range commands {
+		if strings.HasPrefix(c.name, prefix) {
+			fmt.Fprintf(w, "  %-*s %s\n", width+2, c.name, c.summary)
+		}
+	}
+}
+
+// groupUsage prints the commands of a group.
+func groupUsage(w io.Writer, group string) {
+	fmt.Fprintf(w, "Usage: pgstore %s COMMAND [flags]\n\nThe commands on %s:\n", group, groups[group])
+	listCommands(w, group+" ")
+	fmt.Fprintf(w, "\nRun \"pgstore help %s COMMAND\" for a command's flags.\n", group)
+	if group == "sessions" {
+		fmt.Fprint(w, "To sign a user out everywhere, use \"pgstore revoke\" with the same -key and -value.\n")
+	}
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -79,13 +107,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	name, args := args[0], args[1:]
+	help := false
 	switch name {
 	case "help", "-h", "-help", "--help":
 		if len(args) == 0 {
 			usage(stdout)
 			return exitOK
 		}
-		name, args = args[0], []string{"-h"}
+		name, args, help = args[0], args[1:], true
+	}
+	if _, ok := groups[name]; ok {
+		switch {
+		case len(args) > 0 && !strings.HasPrefix(args[0], "-"):
+			name, args = name+" "+args[0], args[1:]
+		case help || len(args) > 0 && isHelpFlag(args[0]):
+			groupUsage(stdout, name)
+			return exitOK
+		default:
+			groupUsage(stderr, name)
+			return exitUsage
+		}
+	}
+	if help {
+		args = []string{"-h"}
 	}
 	for _, c := range commands {
 		if c.name == name {
@@ -108,7 +152,7 @@ func (c *command) run(ctx context.Context, args []string, stdout, stderr io.Writ
 	// usage printed with a flag error goes to stderr.
 	out := stderr
 	for _, a := range args {
-		if a == "-h" || a == "-help" || a == "--help" {
+		if isHelpFlag(a) {
 			out = stdout
 		}
 	}
@@ -149,14 +193,19 @@ func (c *command) run(ctx context.Context, args []string, stdout, stderr io.Writ
 	return exitOK
 }
 
+func isHelpFlag(a string) bool { return a == "-h" || a == "-help" || a == "--help" }
+
 // usageError is an error in the flags that parsing alone does not catch.
 type usageError struct{ error }
 
 // open opens a Store on the table the flags name, with the background
-// pruner off. Unless create is set, the table must exist. The key is a
-// throwaway: New needs one, and nothing here signs a cookie.
+// pruner off. Unless create is set, the table must exist. Unless cfg has
+// keys (the application's, for session handles), the key is a throwaway:
+// New needs one, and nothing here signs a cookie.
 func (o *common) open(ctx context.Context, create bool, cfg pgstore.Config) (*pgstore.Store, error) {
-	cfg.KeyPairs = [][]byte{securecookie.GenerateRandomKey(32)}
+	if len(cfg.KeyPairs) == 0 && len(cfg.ExpressSecrets) == 0 {
+		cfg.KeyPairs = [][]byte{securecookie.GenerateRandomKey(32)}
+	}
 	if cfg.TableName == "" {
 		cfg.TableName = o.table
 	}

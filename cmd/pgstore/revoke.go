@@ -19,7 +19,7 @@ var revokeCommand = &command{
 	summary: "delete every session whose value at a key equals a value",
 	doc: `Deletes every session whose value at KEY equals VALUE (Store.Revoke), for
 example all sessions of a user whose password was stolen, and prints how
-many.
+many: "sign out everywhere". To end one session, see pgstore sessions.
 
 VALUE is read as JSON when it is a JSON string, number or boolean, and as
 a string otherwise: -value 42 and -value true are the number and the
