@@ -194,10 +194,12 @@ type Config struct {
 	ClientIP func(r *http.Request) string
 
 	// IndexKeys are the session keys Revoke, RevokeOthers, ListSessions
-	// and EndSession select by ("user_id"). For each, New creates the
-	// expression index those statements use, concurrently, unless
-	// SkipCreateTable is set; then it checks that the index exists and
-	// logs a warning when it does not (docs/sessions.md). Default: none.
+	// and EndSession select by ("user_id"). For each that has no index,
+	// New starts building the expression index those statements use, in
+	// the background and concurrently (writes go on; the build waits for
+	// the transactions open when it starts); Close stops it. With
+	// SkipCreateTable New only logs a warning for each missing index
+	// (docs/sessions.md). Default: none.
 	IndexKeys []string
 
 	// TimeZone is the zone in which the expire column (a timestamp without

@@ -54,3 +54,11 @@ func (st *Store) RevokeSQL(key string) string { return st.cfg.revokeSQL(key) }
 // UserRowsSQL is the statement ListSessions and EndSession read a user's
 // rows with.
 func (st *Store) UserRowsSQL(key string) string { return st.cfg.userRowsSQL(key) }
+
+// AwaitIndexBuild waits for the background build of Config.IndexKeys'
+// indexes, if one was started.
+func (st *Store) AwaitIndexBuild() {
+	if st.indexDone != nil {
+		<-st.indexDone
+	}
+}

@@ -92,11 +92,18 @@ type Store struct {
 	stmts statements
 	stats counters
 
-	// handleKey derives session handles (ListSessions) from IDs.
-	handleKey []byte
+	// handleKeys derive session handles (ListSessions) from IDs: the
+	// first lists, every one ends.
+	handleKeys [][]byte
 
 	pruneStop context.CancelFunc
 	pruneDone chan struct{}
+
+	// The background build of Config.IndexKeys' missing indexes.
+	unindexed []string
+	indexStop context.CancelFunc
+	indexDone chan struct{}
+
 	closeOnce sync.Once
 	closeErr  error
 	closed    chan struct{}
@@ -236,9 +243,13 @@ func newStore(ctx context.Context, db *sql.DB, cfg Config, h hooks) (*Store, err
 	}
 	if set.express {
 		st.format, st.row = newExpressFormat(cfg.ExpressSecrets), expressRow{}
-		st.handleKey = handleKeyFor([]byte(cfg.ExpressSecrets[0]))
+		for _, secret := range cfg.ExpressSecrets {
+			st.handleKeys = append(st.handleKeys, handleKeyFor([]byte(secret)))
+		}
 	} else {
-		st.handleKey = handleKeyFor(set.keyPairs[0])
+		for i := 0; i < len(set.keyPairs); i += 2 {
+			st.handleKeys = append(st.handleKeys, handleKeyFor(set.keyPairs[i]))
+		}
 		st.format, st.row = newSecureCookieFormat(set.keyPairs), nativeRow{}
 	}
 
@@ -248,6 +259,9 @@ func newStore(ctx context.Context, db *sql.DB, cfg Config, h hooks) (*Store, err
 	}
 	if set.pruneInterval > 0 {
 		st.startPruner(h)
+	}
+	if len(st.unindexed) > 0 {
+		st.startIndexBuild(st.unindexed)
 	}
 	return st, nil
 }
@@ -315,9 +329,11 @@ func (st *Store) setup(ctx context.Context) error {
 		st.sessTextErr = err
 		st.log.WarnContext(ctx, "pgstore: Revoke and RevokeOthers will fail until the function exists", "err", err)
 	}
-	if err := st.ensureKeyIndexes(ctx, qctx); err != nil {
+	missing, err := st.checkKeyIndexes(qctx)
+	if err != nil {
 		return err
 	}
+	st.unindexed = missing
 	if st.cfg.express {
 		if err := st.ensureTombstones(qctx); err != nil {
 			return err
@@ -348,6 +364,10 @@ func (st *Store) Close() error {
 		if st.pruneStop != nil {
 			st.pruneStop()
 			<-st.pruneDone
+		}
+		if st.indexStop != nil {
+			st.indexStop()
+			<-st.indexDone
 		}
 		st.stmts.close()
 		if st.ownsDB {

@@ -67,8 +67,8 @@ func (st *Store) revoke(ctx context.Context, key string, value any, keepSID stri
 	if st.isClosed() {
 		return 0, errClosed
 	}
-	if key == "" || strings.ContainsRune(key, 0) {
-		return 0, fmt.Errorf("%w: revoke: key %q is empty or holds a NUL", ErrEncode, key)
+	if key == "" || strings.ContainsRune(key, 0) || !utf8.ValidString(key) {
+		return 0, fmt.Errorf("%w: revoke: key %q is empty, holds a NUL or is not valid UTF-8", ErrEncode, key)
 	}
 	text, err := revokeText(value)
 	if err != nil {

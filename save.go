@@ -169,7 +169,11 @@ func (st *Store) update(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 	// off). A row that expires at 'infinity' was made to last: only a
 	// change of lifetime moves it.
 	lifetimeChanged := m.maxAge != l.meta.maxAge || m.hasMaxAge != l.meta.hasMaxAge
-	touch := epoch(exp)-l.expire >= st.touchWindow(s.Options).Seconds() || lifetimeChanged
+	window := st.touchWindow(s.Options).Seconds()
+	touch := epoch(exp)-l.expire >= window || lifetimeChanged
+	// An expiry capped by AbsoluteTimeout stops moving; the recorded
+	// activity still moves, at the same pace.
+	touch = touch || m.active > 0 && float64(now.Unix()-m.active) >= window
 	if touch {
 		m.active = now.Unix()
 	}

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/sessions"
 )
@@ -20,15 +21,17 @@ import (
 // page. It never carries the session's ID.
 type SessionInfo struct {
 	// Handle names the session for EndSession. It is derived from the ID
-	// with a key of the store's, so it cannot be turned into an ID or a
-	// cookie, and is the same on every instance that shares the keys.
+	// with the store's first key, so it cannot be turned into an ID or a
+	// cookie, and is the same on every instance that shares that key.
 	Handle string
 	// Created is when the session was created or last regenerated (at
-	// login); zero for a session another program (Node) created.
+	// login); zero for a session another program (Node) created, until
+	// this store first writes it.
 	Created time.Time
 	// LastActive is the session's last activity, exact to within
 	// Config.TouchInterval: the store records it when it moves the
-	// session's expiry, not on every request.
+	// session's expiry (or would, under AbsoluteTimeout's cap), not on
+	// every request.
 	LastActive time.Time
 	// Expires is when the session ends unless it is used again.
 	Expires time.Time
@@ -50,10 +53,6 @@ func (st *Store) clientInfo(r *http.Request) (userAgent, ip string) {
 	if !st.cfg.recordClient || r == nil {
 		return "", ""
 	}
-	userAgent = r.UserAgent()
-	if len(userAgent) > maxUserAgent {
-		userAgent = userAgent[:maxUserAgent]
-	}
 	if st.cfg.clientIP != nil {
 		ip = st.cfg.clientIP(r)
 	} else if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
@@ -61,15 +60,46 @@ func (st *Store) clientInfo(r *http.Request) (userAgent, ip string) {
 	} else {
 		ip = r.RemoteAddr
 	}
-	clean := func(s string) string { return strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "\uFFFD") }
-	return clean(userAgent), clean(ip)
+	return clip(r.UserAgent(), maxUserAgent), clip(ip, maxIP)
 }
 
-// handle is the opaque name of the session whose sid column holds sid.
+// maxIP bounds the client address kept in a row, in bytes: an address
+// with a zone, not a whole X-Forwarded-For list a hook passed on.
+const maxIP = 64
+
+// clip is s without NUL, its invalid UTF-8 replaced, cut to at most n
+// bytes at a character's boundary.
+func clip(s string, n int) string {
+	s = strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "\uFFFD")
+	for len(s) > n {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
+	}
+	return s
+}
+
+// handle is the opaque name of the session whose sid column holds sid,
+// under the store's first key.
 func (st *Store) handle(sid string) string {
-	mac := hmac.New(sha256.New, st.handleKey)
+	return handleWith(st.handleKeys[0], sid)
+}
+
+func handleWith(key []byte, sid string) string {
+	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte(sid))
 	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:16])
+}
+
+// handleMatches reports whether handle names sid under any of the store's
+// keys, retired ones included, so that a handle listed by an instance that
+// has not yet rotated its keys still ends the session on one that has.
+func (st *Store) handleMatches(sid, handle string) bool {
+	for _, key := range st.handleKeys {
+		if hmac.Equal([]byte(handleWith(key, sid)), []byte(handle)) {
+			return true
+		}
+	}
+	return false
 }
 
 // handleKeyFor derives the key of session handles from the store's first
@@ -120,7 +150,9 @@ func (st *Store) ListSessions(ctx context.Context, key string, value any, curren
 // it).
 func (st *Store) lastActive(m meta, expire float64) time.Time {
 	active := m.active
-	if !math.IsInf(expire, 0) {
+	// Only the store writes native rows, and it records every touch; in
+	// Express mode Node touches rows without recording it.
+	if !math.IsInf(expire, 0) && (st.cfg.express || active == 0) {
 		lifetime := int64(st.options().MaxAge)
 		if m.hasMaxAge {
 			lifetime = int64(m.maxAge)
@@ -128,7 +160,9 @@ func (st *Store) lastActive(m meta, expire float64) time.Time {
 		if lifetime <= 0 {
 			lifetime = int64(st.cfg.browserSessionTTL / time.Second)
 		}
-		active = max(active, int64(expire)-lifetime)
+		// Never later than now: the lifetime may have been shortened
+		// since the row was written.
+		active = max(active, min(int64(expire)-lifetime, st.dbNow().Unix()))
 	}
 	if active <= 0 {
 		return time.Time{}
@@ -156,7 +190,7 @@ func (st *Store) EndSession(ctx context.Context, key string, value any, handle s
 	}
 	text, _ := revokeText(value) // checked by userRows
 	for _, row := range rows {
-		if !hmac.Equal([]byte(st.handle(row.sid)), []byte(handle)) {
+		if !st.handleMatches(row.sid, handle) {
 			continue
 		}
 		// Deleted only while it still belongs to the user.
@@ -194,8 +228,8 @@ func (st *Store) userRows(ctx context.Context, op, key string, value any) ([]use
 	if st.isClosed() {
 		return nil, errClosed
 	}
-	if key == "" || strings.ContainsRune(key, 0) {
-		return nil, fmt.Errorf("%w: %s: key %q is empty or holds a NUL", ErrEncode, op, key)
+	if key == "" || strings.ContainsRune(key, 0) || !utf8.ValidString(key) {
+		return nil, fmt.Errorf("%w: %s: key %q is empty, holds a NUL or is not valid UTF-8", ErrEncode, op, key)
 	}
 	text, err := revokeText(value)
 	if err != nil {

@@ -3,15 +3,19 @@ package pgstore_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pgsessions/pgstore"
+	"github.com/pgsessions/pgstore/internal/pgtest"
 )
 
 // device logs in as user from a client with the given user agent and
@@ -243,6 +247,7 @@ func TestSessionsWithNULRows(t *testing.T) {
 func TestSessionsUseKeyIndex(t *testing.T) {
 	db := sharedDB(t, "postgres")
 	st := newTestStore(t, db, pgstore.Config{IndexKeys: []string{"user_id"}})
+	st.AwaitIndexBuild()
 	table := qualified(st.SchemaName(), "user_sessions")
 	if _, err := db.Exec(`INSERT INTO ` + table + ` SELECT 's' || g, json_build_object('user_id', g % 20000, '_pgstore', json_build_object('created', 1)), now() + interval '1 day' FROM generate_series(1, 100000) g`); err != nil {
 		t.Fatal(err)
@@ -259,7 +264,7 @@ func TestSessionsUseKeyIndex(t *testing.T) {
 		t.Fatalf("ListSessions on 100k rows: %d sessions, %v", len(list), err)
 	}
 	// A second store finds the index and makes none.
-	newTestStore(t, db, pgstore.Config{SchemaName: st.SchemaName(), IndexKeys: []string{"user_id"}})
+	newTestStore(t, db, pgstore.Config{SchemaName: st.SchemaName(), IndexKeys: []string{"user_id"}}).AwaitIndexBuild()
 	if n := column(t, db, `SELECT indexname FROM pg_indexes WHERE schemaname = $1`, st.SchemaName()); len(n) != 3 {
 		t.Fatalf("indexes %v, want the key, the expire and the primary key", n)
 	}
@@ -303,5 +308,146 @@ func TestSessionsListNodeSessions(t *testing.T) {
 	}
 	if w := node.whoami(t, cookie); w.User != nil {
 		t.Fatalf("Node still knows the user: %+v", w)
+	}
+}
+
+// Stores starting at once on a table without the key's index: New never
+// waits for the build, which runs in the background; builds that meet
+// (PostgreSQL may end one of them as a deadlock) end with one valid index.
+// An interrupted build left behind is dropped and built again.
+func TestConcurrentKeyIndexCreation(t *testing.T) {
+	db := sharedDB(t, "postgres")
+	st := newTestStore(t, db, pgstore.Config{})
+	table := qualified(st.SchemaName(), "user_sessions")
+	if _, err := db.Exec(`INSERT INTO ` + table + ` SELECT 's' || g, json_build_object('user_id', g), now() + interval '1 day' FROM generate_series(1, 200000) g`); err != nil {
+		t.Fatal(err)
+	}
+	cfg := pgstore.Config{SchemaName: st.SchemaName(), IndexKeys: []string{"user_id"}}
+	stores := make([]*pgstore.Store, 4)
+	var wg sync.WaitGroup
+	for i := range stores {
+		wg.Add(1)
+		go func() { defer wg.Done(); stores[i] = newTestStore(t, db, cfg) }()
+	}
+	wg.Wait()
+	for _, s := range stores {
+		s.AwaitIndexBuild()
+	}
+	indexes := func() []string {
+		return column(t, db, `SELECT c.relname || ' ' || i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+			WHERE i.indrelid = to_regclass($1) AND i.indexprs IS NOT NULL`, table)
+	}
+	if got := indexes(); len(got) != 1 || got[0] != "user_sessions_user_id_idx true" {
+		t.Fatalf("key indexes after stores started at once: %v", got)
+	}
+
+	// An interrupted build leaves an invalid index: the next store
+	// replaces it.
+	if _, err := db.Exec(`UPDATE pg_index SET indisvalid = false WHERE indexrelid = to_regclass($1)`,
+		qualified(st.SchemaName(), "user_sessions_user_id_idx")); err != nil {
+		t.Fatal(err)
+	}
+	newTestStore(t, db, cfg).AwaitIndexBuild()
+	if got := indexes(); len(got) != 1 || got[0] != "user_sessions_user_id_idx true" {
+		t.Fatalf("key indexes after an interrupted build: %v", got)
+	}
+}
+
+// An index name another relation has is not touched: the store's index
+// gets a name of its own. Keys whose text needs escaping are found again.
+func TestKeyIndexNames(t *testing.T) {
+	db := sharedDB(t, "postgres")
+	schema := pgtest.Schema(t, db)
+	a := newTestStore(t, db, pgstore.Config{SchemaName: schema, TableName: "t", IndexKeys: []string{"a_b"}})
+	a.AwaitIndexBuild()
+	b := newTestStore(t, db, pgstore.Config{SchemaName: schema, TableName: "t_a", IndexKeys: []string{"b"}})
+	b.AwaitIndexBuild()
+	for _, tbl := range []string{"t", "t_a"} {
+		if got := column(t, db, `SELECT indisvalid::text FROM pg_index WHERE indrelid = to_regclass($1) AND indexprs IS NOT NULL`, qualified(schema, tbl)); len(got) != 1 || got[0] != "true" {
+			t.Fatalf("table %s: key indexes %v", tbl, got)
+		}
+	}
+	for _, key := range []string{`a\b`, `it's`, strings.Repeat("k", 60)} {
+		s := newTestStore(t, db, pgstore.Config{SchemaName: schema, TableName: strings.Repeat("é", 21), IndexKeys: []string{key}})
+		s.AwaitIndexBuild()
+		var logs syncBuffer
+		again := newTestStore(t, db, pgstore.Config{SchemaName: schema, TableName: strings.Repeat("é", 21), IndexKeys: []string{key},
+			SkipCreateTable: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		again.AwaitIndexBuild()
+		if strings.Contains(logs.String(), "has no index") {
+			t.Fatalf("key %q: its index is not found again: %s", key, logs.String())
+		}
+	}
+}
+
+// LastActive follows activity with AbsoluteTimeout too, whose cap stops
+// the expiry from moving, and is never in the future after the default
+// lifetime is shortened.
+func TestLastActiveEdges(t *testing.T) {
+	db := sharedDB(t, "postgres")
+	ctx := context.Background()
+	clk := newClock(t, db)
+	st := newTestStore(t, db, pgstore.Config{AbsoluteTimeout: 8 * time.Hour}, clk.hooks())
+	c := device(t, st, 1, "UA", "192.0.2.1:1")
+	for range 6 {
+		clk.Advance(time.Hour)
+		r, s := get(t, st, c)
+		save(t, st, r, s)
+	}
+	if l, _ := st.ListSessions(ctx, "user_id", 1, nil); len(l) != 1 || clk.Now().Sub(l[0].LastActive) > time.Minute {
+		t.Fatalf("with AbsoluteTimeout: LastActive %v, now %v", l[0].LastActive, clk.Now())
+	}
+
+	plain := newTestStore(t, db, pgstore.Config{SchemaName: st.SchemaName()}, clk.hooks())
+	device(t, plain, 2, "UA", "192.0.2.1:1")
+	o := pgstore.DefaultOptions()
+	o.MaxAge = 7 * 24 * 3600
+	shorter := newTestStore(t, db, pgstore.Config{SchemaName: st.SchemaName(), Options: o}, clk.hooks())
+	if l, _ := shorter.ListSessions(ctx, "user_id", 2, nil); len(l) != 1 || l[0].LastActive.After(clk.Now()) {
+		t.Fatalf("after a shorter MaxAge: LastActive %v, now %v", l[0].LastActive, clk.Now())
+	}
+}
+
+// A handle listed under the old key ends the session on an instance that
+// has rotated its keys (and keeps the old one in RetiredKeys).
+func TestHandlesAcrossKeyRotation(t *testing.T) {
+	db := sharedDB(t, "postgres")
+	ctx := context.Background()
+	old := newTestStore(t, db, pgstore.Config{KeyPairs: [][]byte{hashKey1}})
+	rotated := newTestStore(t, db, pgstore.Config{SchemaName: old.SchemaName(), KeyPairs: [][]byte{hashKey2},
+		RetiredKeys: []pgstore.KeyPair{{HashKey: hashKey1}}})
+	device(t, old, 42, "UA", "192.0.2.1:1")
+	device(t, old, 42, "UA", "192.0.2.1:1")
+	l, _ := old.ListSessions(ctx, "user_id", 42, nil)
+	if ended, err := rotated.EndSession(ctx, "user_id", 42, l[0].Handle); err != nil || !ended {
+		t.Fatalf("old handle on the rotated instance: %v, %v", ended, err)
+	}
+	if l, _ = rotated.ListSessions(ctx, "user_id", 42, nil); len(l) != 1 {
+		t.Fatalf("%d sessions left, want 1", len(l))
+	}
+}
+
+// What a ClientIP hook returns is cut to an address's length, and keys
+// that are not UTF-8 are refused with ErrEncode.
+func TestClientDataBounds(t *testing.T) {
+	db := sharedDB(t, "postgres")
+	ctx := context.Background()
+	st := newTestStore(t, db, pgstore.Config{RecordClient: true,
+		ClientIP: func(r *http.Request) string { return r.Header.Get("X-Forwarded-For") }})
+	r := request()
+	r.Header.Set("X-Forwarded-For", strings.Repeat("203.0.113.1, ", 5000))
+	r.Header.Set("User-Agent", strings.Repeat("é", 400))
+	s, _ := st.Get(r, cookieName)
+	s.Values["user_id"] = 1
+	save(t, st, r, s)
+	l, err := st.ListSessions(ctx, "user_id", 1, nil)
+	if err != nil || len(l) != 1 || len(l[0].IP) > 64 || len(l[0].UserAgent) > 512 || !utf8.ValidString(l[0].UserAgent) {
+		t.Fatalf("client data not bounded: %d-byte IP, %d-byte user agent, %v", len(l[0].IP), len(l[0].UserAgent), err)
+	}
+	if _, err := st.ListSessions(ctx, "a\xff", 1, nil); !errors.Is(err, pgstore.ErrEncode) {
+		t.Fatalf("ListSessions with a key that is not UTF-8: %v", err)
+	}
+	if _, err := st.Revoke(ctx, "a\xff", 1); !errors.Is(err, pgstore.ErrEncode) {
+		t.Fatalf("Revoke with a key that is not UTF-8: %v", err)
 	}
 }
