@@ -172,8 +172,9 @@ func (st *Store) update(r *http.Request, w http.ResponseWriter, s *sessions.Sess
 	window := st.touchWindow(s.Options).Seconds()
 	touch := epoch(exp)-l.expire >= window || lifetimeChanged
 	// An expiry capped by AbsoluteTimeout stops moving; the recorded
-	// activity still moves, at the same pace.
-	touch = touch || m.active > 0 && float64(now.Unix()-m.active) >= window
+	// activity still moves, at the same pace. ('infinity' rows move only
+	// with their lifetime.)
+	touch = touch || !math.IsInf(l.expire, 0) && m.active > 0 && float64(now.Unix()-m.active) >= window
 	if touch {
 		m.active = now.Unix()
 	}
