@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -92,6 +93,8 @@ func (a *app) sessionsPage(w http.ResponseWriter, r *http.Request) {
 		a.unavailable(w, r, "list sessions", err)
 		return
 	}
+	// This device first, then the others, the most recently active first
+	// (ListSessions' order).
 	now := time.Now()
 	views := make([]sessionView, 0, len(infos))
 	others := 0
@@ -101,6 +104,16 @@ func (a *app) sessionsPage(w http.ResponseWriter, r *http.Request) {
 		}
 		views = append(views, viewSession(info, now))
 	}
+	slices.SortStableFunc(views, func(a, b sessionView) int {
+		switch {
+		case a.Current == b.Current:
+			return 0
+		case a.Current:
+			return -1
+		default:
+			return 1
+		}
+	})
 	a.render(w, r, sessionsPage, struct {
 		User      string
 		Notice    string
