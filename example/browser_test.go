@@ -24,7 +24,12 @@ const chromiumPath = "/usr/bin/chromium"
 
 // browserBound bounds a test's whole browser session: starting Chromium,
 // every page and every wait. The browser is stopped when it passes.
-const browserBound = 3 * time.Minute
+// stepBound bounds each step (do, value), so that a page that never shows
+// what a step waits for fails the test long before that.
+const (
+	browserBound = 3 * time.Minute
+	stepBound    = 30 * time.Second
+)
 
 // phoneWidth is the viewport width, in CSS pixels, of the phone the test
 // emulates (device.IPhoneX).
@@ -39,9 +44,10 @@ const phoneWidth = 375
 // The page fits the phone's 375 px without scrolling sideways, and shows
 // no session ID.
 func TestSessionsPageInBrowser(t *testing.T) {
+	chromium := findChromium(t)
 	cfg := testConfig(t)
 	a, srv := startApp(t, cfg)
-	browser := startBrowser(t)
+	browser := startBrowser(t, chromium)
 	laptop := newBrowserContext(t, browser)
 	phone := newBrowserContext(t, browser)
 	if err := chromedp.Do(phone, chromedp.Emulate(device.IPhoneX)); err != nil {
@@ -110,23 +116,30 @@ func TestSessionsPageInBrowser(t *testing.T) {
 	checkLoggedIn(t, phone, srv.URL, "alice")
 }
 
-// startBrowser starts a headless Chromium with a new, empty profile, with
-// the flags that keep it off the network this machine does not have, and
-// returns its context. The browser is stopped (and its process waited for)
-// when the test ends, or when browserBound has passed. The test skips when
-// no Chromium is installed, except under CI, where it fails.
-func startBrowser(t *testing.T) context.Context {
+// findChromium returns the path of Chromium. The test skips when none is
+// installed, except under CI, where it fails.
+func findChromium(t *testing.T) string {
 	t.Helper()
-	path := chromiumPath
-	if _, err := os.Stat(path); err != nil {
-		if path, err = exec.LookPath("chromium"); err != nil {
-			msg := fmt.Sprintf("no Chromium at %s or on PATH (apt-get install -y chromium)", chromiumPath)
-			if pgtest.InCI() {
-				t.Fatalf("%s\n(this is a failure, not a skip, because CI is set: CI must run the browser test)", msg)
-			}
-			t.Skipf("skipped for want of a browser: %s\n(under CI this would fail)", msg)
-		}
+	if _, err := os.Stat(chromiumPath); err == nil {
+		return chromiumPath
 	}
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		msg := fmt.Sprintf("no Chromium at %s or on PATH (apt-get install -y chromium)", chromiumPath)
+		if pgtest.InCI() {
+			t.Fatalf("%s\n(this is a failure, not a skip, because CI is set: CI must run the browser test)", msg)
+		}
+		t.Skipf("skipped for want of a browser: %s\n(under CI this would fail)", msg)
+	}
+	return path
+}
+
+// startBrowser starts the headless Chromium at path with a new, empty
+// profile, with the flags that keep it off the network this machine does
+// not have, and returns its context. The browser is stopped (and its
+// process waited for) when the test ends, or when browserBound has passed.
+func startBrowser(t *testing.T, path string) context.Context {
+	t.Helper()
 	bound, cancelBound := context.WithTimeout(context.Background(), browserBound)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
@@ -170,6 +183,8 @@ func newBrowserContext(t *testing.T, browser context.Context) context.Context {
 // do runs the steps in ctx's tab and fails the test when one fails.
 func do(t *testing.T, ctx context.Context, doing string, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, stepBound)
+	defer cancel()
 	if err := chromedp.Do(ctx, steps...); err != nil {
 		t.Fatalf("%s: %v", doing, err)
 	}
@@ -179,6 +194,8 @@ func do(t *testing.T, ctx context.Context, doing string, steps ...chromedp.Actio
 // when it fails.
 func value[T any](t *testing.T, ctx context.Context, doing string, action chromedp.Action[T]) T {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, stepBound)
+	defer cancel()
 	v, err := chromedp.Run(ctx, action)
 	if err != nil {
 		t.Fatalf("%s: %v", doing, err)
@@ -301,9 +318,12 @@ func checkNoSessionIDs(t *testing.T, ctx context.Context, a *app, schema string,
 // viewport, needs no sideways scrolling, and saves a screenshot.
 func checkFitsPhone(t *testing.T, ctx context.Context) {
 	t.Helper()
-	width := value(t, ctx, "read the viewport width", chromedp.Evaluate[int](`window.innerWidth`))
+	// A phone's browser widens the page's viewport to fit what is wider
+	// than its screen (or to 980 px without a viewport meta tag), so the
+	// screen, not the viewport, tells that the emulation holds.
+	width := value(t, ctx, "read the screen width", chromedp.Evaluate[int](`screen.width`))
 	if width != phoneWidth {
-		t.Fatalf("the phone's viewport is %d px wide, want %d", width, phoneWidth)
+		t.Fatalf("the phone's screen is %d px wide, want %d", width, phoneWidth)
 	}
 	scroll := value(t, ctx, "read the page width", chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
 	if scroll > phoneWidth {
