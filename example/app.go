@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"html/template"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -23,6 +21,9 @@ import (
 const (
 	// sessionName is the cookie's name.
 	sessionName = "session"
+	// userKey is the session value that holds the logged-in user's name,
+	// by which the store lists and ends the user's sessions.
+	userKey = "user"
 	// maxUserLen is the longest user name /login accepts, in characters.
 	maxUserLen = 64
 	// healthTimeout bounds the database check of /healthz.
@@ -51,6 +52,9 @@ func newApp(ctx context.Context, cfg appConfig) (*app, error) {
 	a.router.HandleFunc("/login", a.login).Methods(http.MethodPost)
 	a.router.HandleFunc("/logout", a.logout).Methods(http.MethodPost)
 	a.router.HandleFunc("/whoami", a.whoami).Methods(http.MethodGet)
+	a.router.HandleFunc("/sessions", a.sessionsPage).Methods(http.MethodGet)
+	a.router.HandleFunc("/sessions/end", a.endSession).Methods(http.MethodPost)
+	a.router.HandleFunc("/sessions/others", a.endOtherSessions).Methods(http.MethodPost)
 	a.router.HandleFunc("/healthz", a.healthz).Methods(http.MethodGet, http.MethodHead)
 	return a, nil
 }
@@ -87,12 +91,18 @@ func (a *app) session(w http.ResponseWriter, r *http.Request) *sessions.Session 
 	case errors.Is(err, pgstore.ErrCorrupt):
 		a.log.WarnContext(r.Context(), "a session row cannot be read; going on with a new session", "err", err)
 	default:
-		a.log.ErrorContext(r.Context(), "could not load the session", "err", err, "path", r.URL.Path)
-		w.Header().Set("Retry-After", "5")
-		http.Error(w, "sessions are unavailable; try again shortly", http.StatusServiceUnavailable)
+		a.unavailable(w, r, "could not load the session", err)
 		return nil
 	}
 	return s
+}
+
+// unavailable logs err and answers 503 with Retry-After: the session
+// database cannot be reached or answered with an error.
+func (a *app) unavailable(w http.ResponseWriter, r *http.Request, doing string, err error) {
+	a.log.ErrorContext(r.Context(), doing, "err", err, "path", r.URL.Path)
+	w.Header().Set("Retry-After", "5")
+	http.Error(w, "sessions are unavailable; try again shortly", http.StatusServiceUnavailable)
 }
 
 // serverError logs err and answers 500 without details.
@@ -101,13 +111,12 @@ func (a *app) serverError(w http.ResponseWriter, r *http.Request, doing string, 
 	http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 }
 
-var homePage = template.Must(template.New("home").Parse(`<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><title>pgstore example</title></head>
-<body>
-<h1>pgstore example</h1>
+var homePage = newPage("home", `{{define "title"}}pgstore example{{end}}
+{{define "body"}}<h1>pgstore example</h1>
 {{if .User -}}
 <p>Logged in as <strong>{{.User}}</strong>.</p>
+{{if .Sessions}}<p><a href="/sessions">Your sessions</a>: where you are signed in, and signing out elsewhere.</p>
+{{end -}}
 <form method="post" action="/logout"><button>Log out</button></form>
 {{- else -}}
 <p>Not logged in.</p>
@@ -118,10 +127,8 @@ var homePage = template.Must(template.New("home").Parse(`<!doctype html>
 {{- end}}
 {{if .Visits}}<p>Visits in this session: {{.Visits}}</p>
 {{end -}}
-<p><small>Sessions are kept in {{.Storage}}.</small></p>
-</body>
-</html>
-`))
+<p class="muted">Sessions are kept in {{.Storage}}.</p>
+{{end}}`)
 
 // home shows who is logged in and counts their visits. An anonymous visitor
 // gets no session: saving one would set a cookie and write a 30-day row for
@@ -132,7 +139,7 @@ func (a *app) home(w http.ResponseWriter, r *http.Request) {
 	if s == nil {
 		return
 	}
-	user, _ := s.Values["user"].(string)
+	user, _ := s.Values[userKey].(string)
 	var visits int
 	if !s.IsNew {
 		visits, _ = s.Values["visits"].(int)
@@ -145,19 +152,12 @@ func (a *app) home(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	var page bytes.Buffer
-	err := homePage.Execute(&page, struct {
-		User    string
-		Visits  int
-		Storage string
-	}{user, visits, a.storage.kind})
-	if err != nil {
-		a.serverError(w, r, "render page", err)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Write(page.Bytes())
+	a.render(w, r, homePage, struct {
+		User     string
+		Visits   int
+		Storage  string
+		Sessions bool // the storage can list them
+	}{user, visits, a.storage.kind, a.storage.pg != nil})
 }
 
 // login starts an authenticated session for the form field user. A real
@@ -178,7 +178,7 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 	if s == nil {
 		return
 	}
-	s.Values["user"] = user
+	s.Values[userKey] = user
 	// Give the now-privileged session a new ID, so that an ID an attacker
 	// planted in this browser before login is worthless afterwards (session
 	// fixation). pgstore's Regenerate also writes the values: it is the save.
@@ -227,7 +227,7 @@ func (a *app) whoami(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var resp whoamiResponse
-	if user, ok := s.Values["user"].(string); ok {
+	if user, ok := s.Values[userKey].(string); ok {
 		resp.User = &user
 	}
 	// Saving an unchanged session keeps it from expiring while it is in

@@ -1,7 +1,8 @@
 // Command example is a small gorilla/mux web app whose sessions live in
 // PostgreSQL through pgstore: a login form, a visit counter for logged-in
-// users, /whoami and /healthz. Anonymous visitors get no session: no cookie,
-// no row.
+// users, a page of the user's sessions (where they are signed in, with
+// buttons that sign the others out), /whoami and /healthz. Anonymous
+// visitors get no session: no cookie, no row.
 //
 //	go run ./example
 //
@@ -36,12 +37,27 @@
 //	POST /login    form field user (1 to 64 characters); redirects (303) to /
 //	POST /logout   ends the session; redirects (303) to /, or answers 200
 //	               {"user":null} when the request accepts application/json
+//	GET  /sessions the logged-in user's sessions: browser, IP address, when
+//	               signed in, last active (to within a minute), expiry, this
+//	               device marked; redirects (303) to / when logged out. With
+//	               the development cookie store, 404: it keeps no list
+//	POST /sessions/end     form field handle (from the page): signs that
+//	               session of the user out; redirects (303) to /sessions
+//	POST /sessions/others  signs out every session of the user but this
+//	               one; redirects (303) to /sessions
 //	GET  /whoami   {"user":"alice"} or {"user":null}
 //	GET  /healthz  200 "ok", or 503 when the database does not answer
 //
-// While the session database cannot be read, /, /login and /whoami answer
-// 503 with Retry-After: a visitor who may be logged in is never shown as
-// logged out.
+// While the session database cannot be read, /, /login, /whoami and the
+// /sessions pages answer 503 with Retry-After: a visitor who may be logged
+// in is never shown as logged out.
+//
+// The forms are protected from cross-site requests as the login and logout
+// forms are: by the session cookie's SameSite=Lax, which a browser does not
+// send with a POST from another site. Each session records the browser's
+// user agent and IP address at login (pgstore's RecordClient), personal
+// data shown to the user only; behind a proxy, set ClientIP in
+// openPostgres to read the address the proxy vouches for.
 package main
 
 import (

@@ -684,9 +684,10 @@ func loads(t *testing.T, a *app, cookie *http.Cookie) bool {
 // client is a browser: it keeps cookies, and shows each redirect rather
 // than following it.
 type client struct {
-	t    *testing.T
-	base *url.URL
-	http *http.Client
+	t         *testing.T
+	base      *url.URL
+	http      *http.Client
+	userAgent string // sent as User-Agent when set
 }
 
 func newClient(t *testing.T, srv *httptest.Server) *client {
@@ -716,6 +717,9 @@ func (c *client) do(method, path string, form url.Values, header ...string) (*ht
 	}
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	if c.userAgent != "" {
+		req.Header.Set("User-Agent", c.userAgent)
 	}
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])

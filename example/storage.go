@@ -30,9 +30,18 @@ const (
 	connMaxIdleTime = 5 * time.Minute
 )
 
+// touchInterval is how far a session's recorded activity may lag behind
+// its last request (pgstore.Config.TouchInterval): the sessions page says
+// "within the last minute" rather than pretend to be exact.
+const touchInterval = pgstore.DefaultTouchInterval
+
 // storage is where sessions are kept, with what it takes to release it.
 type storage struct {
 	store sessions.Store
+
+	// pg is store as a *pgstore.Store, which can list a user's sessions
+	// and end them; nil for the development cookie store, which cannot.
+	pg *pgstore.Store
 
 	// regenerate saves a session under a new ID, so that an ID planted
 	// before login is worthless after it (session fixation).
@@ -133,6 +142,13 @@ func openPostgres(ctx context.Context, cfg appConfig, dsn string) (*storage, err
 		Options:    cookieOptions(cfg.Production),
 		SchemaName: cfg.Schema,
 		Logger:     cfg.Logger,
+		// The sessions page: keep each session's browser and IP address
+		// (from the login), and index the sessions by user. The IP is
+		// RemoteAddr's; behind a proxy, set ClientIP to read the address
+		// the proxy vouches for.
+		TouchInterval: touchInterval,
+		RecordClient:  true,
+		IndexKeys:     []string{userKey},
 	})
 	if err != nil {
 		db.Close()
@@ -140,6 +156,7 @@ func openPostgres(ctx context.Context, cfg appConfig, dsn string) (*storage, err
 	}
 	return &storage{
 		store:      store,
+		pg:         store,
 		regenerate: store.Regenerate,
 		db:         db,
 		kind:       "PostgreSQL",
