@@ -286,14 +286,7 @@ func decodeID(t testing.TB, c *http.Cookie, keyPairs ...[]byte) string {
 // counting proxy to the test server.
 func proxied(t testing.TB, driverName string) (*sql.DB, *pgproxy.Proxy) {
 	t.Helper()
-	dsn := pgtest.Require(t)
-	p, err := pgproxy.Start(pgtest.HostPort(dsn))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	db := pgtest.OpenDSN(t, driverName, pgtest.WithParams(pgtest.WithHostPort(dsn, p.Addr()), map[string]string{"sslmode": "disable"}))
-	return db, p
+	return proxiedWith(t, driverName, nil)
 }
 
 // ctxTimeout is a context for test queries.

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgsessions/pgstore/internal/ownerdir"
 )
 
 // PoolSize is the number of server connections of each pool (one per
@@ -127,7 +128,7 @@ func StartWith(upstream string, opts Options) (*Bouncer, error) {
 	}
 	// Lock before anything else, so that no directory of a live process is
 	// ever without its lock for long; RemoveStale leaves lockless ones alone.
-	if b.owner, err = lockOwner(b.dir); err != nil {
+	if b.owner, err = ownerdir.Lock(b.dir); err != nil {
 		os.RemoveAll(b.dir)
 		return nil, fmt.Errorf("lock %s: %w", b.dir, err)
 	}
@@ -282,7 +283,7 @@ func (b *Bouncer) awaitReady(timeout time.Duration) error {
 	defer tick.Stop()
 	var last error
 	for {
-		if !processAlive(b.cmd.Process.Pid) {
+		if !ownerdir.ProcessAlive(b.cmd.Process.Pid) {
 			err := b.cmd.Wait() // reaps it; returns at once
 			return fmt.Errorf("exited while starting: %v", err)
 		}

@@ -1,18 +1,15 @@
 package pgbouncer
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
-)
 
-// ownerFile is the file in a Bouncer's directory that the process owning
-// the Bouncer keeps locked (see lockOwner).
-const ownerFile = "owner.lock"
+	"github.com/pgsessions/pgstore/internal/ownerdir"
+)
 
 // RemoveStale deletes the Bouncer directories in parent (os.TempDir() when
 // "") whose owner process is gone without stopping them (killed, crashed),
@@ -20,43 +17,21 @@ const ownerFile = "owner.lock"
 // of live processes, and those without an owner lock (being created), are
 // left alone. It returns the directories it deleted.
 func RemoveStale(parent string) ([]string, error) {
-	if parent == "" {
-		parent = os.TempDir()
-	}
-	dirs, err := filepath.Glob(filepath.Join(parent, dirPrefix+"*"))
-	if err != nil {
-		return nil, err
-	}
-	var removed []string
-	var errs []error
-	for _, dir := range dirs {
-		owner, stale := takeOwner(dir)
-		if !stale {
-			continue
-		}
-		err := removeStale(dir)
-		owner.Close()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("remove stale pgbouncer %s: %w", dir, err))
-			continue
-		}
-		removed = append(removed, dir)
-	}
-	return removed, errors.Join(errs...)
+	return ownerdir.RemoveStale(parent, dirPrefix, "pgbouncer", removeStale)
 }
 
 // removeStale kills the pgbouncer of a directory whose owner is gone, if it
 // still runs, and deletes the directory. A pgbouncer it cannot kill keeps
 // its files.
 func removeStale(dir string) error {
-	if pid, err := readPID(filepath.Join(dir, pidFile)); err == nil && processAlive(pid) && isPgbouncer(pid) {
+	if pid, err := readPID(filepath.Join(dir, pidFile)); err == nil && ownerdir.ProcessAlive(pid) && isPgbouncer(pid) {
 		if err := signal(pid, os.Kill); err != nil {
 			return err
 		}
 		deadline := time.Now().Add(10 * time.Second)
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
-		for processAlive(pid) {
+		for ownerdir.ProcessAlive(pid) {
 			if time.Now().After(deadline) {
 				return fmt.Errorf("pgbouncer (PID %d) still runs 10s after SIGKILL", pid)
 			}

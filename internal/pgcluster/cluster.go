@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/pgsessions/pgstore/internal/ownerdir"
 )
 
 // Cluster is a throwaway PostgreSQL cluster in a temporary directory, with
@@ -116,7 +118,7 @@ func newCluster() (*Cluster, error) {
 	}
 	// Lock before anything else, so that no directory of a live process is
 	// ever without its lock for long; RemoveStale leaves lockless ones alone.
-	c.owner, err = lockOwner(c.dir)
+	c.owner, err = ownerdir.Lock(c.dir)
 	if err != nil {
 		os.RemoveAll(c.dir)
 		return nil, fmt.Errorf("lock %s: %w", c.dir, err)

@@ -1,17 +1,13 @@
 package pgcluster
 
 import (
-	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-)
 
-// ownerFile is the file in a cluster's directory that the process owning the
-// cluster keeps locked (see lockOwner).
-const ownerFile = "owner.lock"
+	"github.com/pgsessions/pgstore/internal/ownerdir"
+)
 
 // RemoveStale deletes the throwaway clusters in parent (os.TempDir() when
 // "") whose owner process is gone without removing them: killed with
@@ -20,36 +16,14 @@ const ownerFile = "owner.lock"
 // processes, and directories without an owner lock (being created, or made by
 // an older version), are left alone. It returns the directories it deleted.
 func RemoveStale(parent string) ([]string, error) {
-	if parent == "" {
-		parent = os.TempDir()
-	}
-	dirs, err := filepath.Glob(filepath.Join(parent, dirPrefix+"*"))
-	if err != nil {
-		return nil, err
-	}
-	var removed []string
-	var errs []error
-	for _, dir := range dirs {
-		owner, stale := takeOwner(dir)
-		if !stale {
-			continue
-		}
-		err := removeStale(dir)
-		owner.Close()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("remove stale cluster %s: %w", dir, err))
-			continue
-		}
-		removed = append(removed, dir)
-	}
-	return removed, errors.Join(errs...)
+	return ownerdir.RemoveStale(parent, dirPrefix, "cluster", removeStale)
 }
 
 // removeStale stops the server of a cluster whose owner is gone, if it still
 // runs, and deletes the directory. A server it cannot stop keeps its files.
 func removeStale(dir string) error {
 	c := &Cluster{dir: dir}
-	if pid, ok := postmasterPID(c.data()); ok && processAlive(pid) {
+	if pid, ok := postmasterPID(c.data()); ok && ownerdir.ProcessAlive(pid) {
 		var err error
 		if c.bin, err = binDir(); err != nil {
 			return err
@@ -59,7 +33,7 @@ func removeStale(dir string) error {
 		}
 		// A server that exited meanwhile makes pg_ctl fail: then there is
 		// nothing to stop.
-		if err := c.run("pg_ctl", "-D", c.data(), "-m", "immediate", "-w", "-t", "30", "stop"); err != nil && processAlive(pid) {
+		if err := c.run("pg_ctl", "-D", c.data(), "-m", "immediate", "-w", "-t", "30", "stop"); err != nil && ownerdir.ProcessAlive(pid) {
 			return err
 		}
 	}

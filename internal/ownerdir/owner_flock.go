@@ -1,6 +1,6 @@
 //go:build linux || darwin || freebsd || openbsd || netbsd || dragonfly || illumos
 
-package pgcluster
+package ownerdir
 
 import (
 	"bytes"
@@ -11,14 +11,14 @@ import (
 	"syscall"
 )
 
-// lockOwner creates the owner file in dir and holds an exclusive flock on it
+// Lock creates the owner file in dir and holds an exclusive flock on it
 // until the returned file is closed. The kernel drops the lock when the
 // process dies, however it dies, so a lock that can be taken means the owner
 // is gone. (flock, not fcntl: fcntl locks would not conflict within one
-// process, and tests run several clusters in one.) The descriptor is
-// close-on-exec, so the server's processes do not inherit the lock.
-func lockOwner(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, ownerFile), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+// process, and tests run several servers in one.) The descriptor is
+// close-on-exec, so the servers started do not inherit the lock.
+func Lock(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, file), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -29,11 +29,11 @@ func lockOwner(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// takeOwner takes the lock of a cluster directory when its owner is gone.
+// take takes the lock of an owned directory when its owner is gone.
 // stale is false when the owner still holds it, when dir has no owner file,
-// or when the file cannot be opened (another user's cluster).
-func takeOwner(dir string) (owner *os.File, stale bool) {
-	f, err := os.OpenFile(filepath.Join(dir, ownerFile), os.O_RDWR, 0)
+// or when the file cannot be opened (another user's).
+func take(dir string) (owner *os.File, stale bool) {
+	f, err := os.OpenFile(filepath.Join(dir, file), os.O_RDWR, 0)
 	if err != nil {
 		return nil, false
 	}
@@ -44,10 +44,10 @@ func takeOwner(dir string) (owner *os.File, stale bool) {
 	return f, true
 }
 
-// processAlive reports whether a process with this PID runs (EPERM: it
+// ProcessAlive reports whether a process with this PID runs (EPERM: it
 // does, as another user). A zombie, dead but not yet reaped by its parent,
 // does not run; Linux tells them apart in /proc.
-func processAlive(pid int) bool {
+func ProcessAlive(pid int) bool {
 	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
 		return false
 	}
