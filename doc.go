@@ -22,7 +22,8 @@
 //		n, _ := session.Values["visits"].(int)
 //		session.Values["visits"] = n + 1
 //		if err := session.Save(r, w); err != nil {
-//			http.Error(w, err.Error(), http.StatusInternalServerError)
+//			log.Printf("save session: %v", err) // details in the log, not to the client
+//			http.Error(w, "could not save the session", http.StatusInternalServerError)
 //			return
 //		}
 //		fmt.Fprintf(w, "visits: %d\n", n+1)

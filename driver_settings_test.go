@@ -161,6 +161,21 @@ func TestMissingPreparedStatementNamesTheSetting(t *testing.T) {
 	}
 }
 
+// A name clash on the server connection (as when a pooler hands the store
+// another client's connection) is reported with the setting to change too.
+func TestPreparedStatementClashNamesTheSetting(t *testing.T) {
+	db := pgtest.Open(t, "postgres", nil)
+	db.SetMaxOpenConns(1)
+	// lib/pq names its prepared statements "1", "2", ... on each connection.
+	if _, err := db.Exec(`PREPARE "1" AS SELECT 1`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := pgstore.New(db, pgstore.Config{KeyPairs: [][]byte{hashKey1}, SchemaName: pgtest.Schema(t, sharedDB(t, "postgres")), PruneInterval: -1})
+	if err == nil || !strings.Contains(err.Error(), "Config.TransactionPooler") {
+		t.Fatalf("New with its statement's name taken: %v", err)
+	}
+}
+
 // A pgx-native app shares its pgxpool with the store through
 // stdlib.OpenDBFromPool.
 func TestPgxpoolShared(t *testing.T) {

@@ -35,7 +35,8 @@ func Example() {
 		n, _ := session.Values["visits"].(int)
 		session.Values["visits"] = n + 1
 		if err := session.Save(r, w); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
+			log.Print(err) // details in the log, not to the client
+			http.Error(w, "something went wrong", http.StatusInternalServerError)
 			return
 		}
 		fmt.Fprintf(w, "visits: %d\n", n+1)
@@ -141,7 +142,8 @@ func ExampleStore_Save_logout() {
 		session, _ := store.Get(r, "session")
 		session.Options.MaxAge = -1
 		if err := session.Save(r, w); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
+			log.Print(err) // details in the log, not to the client
+			http.Error(w, "something went wrong", http.StatusInternalServerError)
 			return
 		}
 		http.Redirect(w, r, "/", http.StatusSeeOther)
@@ -160,7 +162,8 @@ func ExampleErrSessionNotFound() {
 		case errors.Is(err, pgstore.ErrSessionNotFound):
 			http.Redirect(w, r, "/login", http.StatusSeeOther)
 		case err != nil:
-			http.Error(w, err.Error(), http.StatusInternalServerError)
+			log.Print(err) // details in the log, not to the client
+			http.Error(w, "something went wrong", http.StatusInternalServerError)
 		}
 	})
 }
@@ -174,7 +177,8 @@ func ExampleStore_Regenerate() {
 		session, _ := store.Get(r, "session")
 		session.Values["user"] = user
 		if err := store.Regenerate(r, w, session); err != nil { // writes the values too
-			http.Error(w, err.Error(), http.StatusInternalServerError)
+			log.Print(err) // details in the log, not to the client
+			http.Error(w, "something went wrong", http.StatusInternalServerError)
 			return
 		}
 		http.Redirect(w, r, "/", http.StatusSeeOther)
@@ -204,11 +208,13 @@ func ExampleStore_RevokeOthers() {
 		}
 		userID, _ := session.Values["user_id"].(int) // after changing the password
 		if err := store.Regenerate(r, w, session); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
+			log.Print(err) // details in the log, not to the client
+			http.Error(w, "something went wrong", http.StatusInternalServerError)
 			return
 		}
 		if _, err := store.RevokeOthers(r.Context(), "user_id", userID, session); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
+			log.Print(err) // details in the log, not to the client
+			http.Error(w, "something went wrong", http.StatusInternalServerError)
 			return
 		}
 		fmt.Fprintln(w, "password changed; signed out everywhere else")

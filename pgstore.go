@@ -25,8 +25,8 @@ var _ sessions.Store = (*Store)(nil)
 // again, so a logout is never undone by a slower request.
 var ErrSessionNotFound = errors.New("pgstore: session no longer exists")
 
-// ErrTooLarge is returned by Save when the encoded session is longer than
-// Config.MaxLength. Nothing is written.
+// ErrTooLarge is returned by Save, Regenerate and Import when the encoded
+// session is longer than Config.MaxLength. Nothing is written.
 var ErrTooLarge = errors.New("pgstore: session too large")
 
 // ErrCorrupt is wrapped by the error Get returns when a session's row exists

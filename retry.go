@@ -54,8 +54,8 @@ func (st *Store) retry(ctx context.Context, op func(context.Context, runner) err
 		// The caller's context ended; lib/pq reports only the server's
 		// "canceling statement" (57014).
 		err = fmt.Errorf("%w: %w", qctx.Err(), err)
-	case sqlState(err) == "26000" && !st.cfg.transactionPooler:
-		err = fmt.Errorf("%w (a prepared statement went missing: behind a transaction-mode pooler such as PgBouncer, set Config.TransactionPooler)", err)
+	case !st.cfg.transactionPooler && preparedStatementGone(err):
+		err = fmt.Errorf("%w%s", err, poolerHint)
 	}
 	st.stats.countError(err)
 	return err
@@ -106,6 +106,24 @@ func (st *Store) retryFresh(ctx context.Context, op func(context.Context, runner
 			return err
 		}
 	}
+}
+
+// poolerHint ends errors that mean the store's prepared statements are not
+// where it prepared them.
+const poolerHint = " (the prepared statements are not where the store prepared them: behind a transaction-mode pooler such as PgBouncer, set Config.TransactionPooler)"
+
+// preparedStatementGone reports whether err is one of the errors a
+// transaction-mode pooler causes for prepared statements: missing (26000),
+// already there under the name (42P05), or another statement under the
+// name (08P01, bind message supplies N parameters).
+func preparedStatementGone(err error) bool {
+	switch sqlState(err) {
+	case "26000", "42P05":
+		return true
+	case "08P01":
+		return strings.Contains(err.Error(), "bind message supplies")
+	}
+	return false
 }
 
 // retryable reports whether an attempt that failed with err may succeed on

@@ -28,10 +28,10 @@ import (
 // holding one of those never matches, because no text equals it; for the
 // same reason key and a string value must not hold NUL (ErrEncode).
 //
-// It runs one DELETE that examines every row, reading the key through
-// pgstore_sess_text(sess, key), the function New installs beside the table
-// (schema.sql); an expression index on that same call makes it cheap when
-// used often (docs/operations.md).
+// It runs one DELETE, reading the key through pgstore_sess_text(sess, key),
+// the function New installs beside the table (schema.sql). Without an
+// expression index on that call (Config.IndexKeys makes one) it examines
+// every row.
 //
 // The DELETE runs in a REPEATABLE READ transaction, so that a matching
 // session that another request regenerates while it runs does not slip

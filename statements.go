@@ -69,7 +69,11 @@ func (s *statements) prepare(ctx context.Context, db *sql.DB) error {
 	for _, q := range s.all() {
 		stmt, err := db.PrepareContext(ctx, q.text)
 		if err != nil {
-			return fmt.Errorf("pgstore: prepare statements: %w", err)
+			hint := ""
+			if preparedStatementGone(err) {
+				hint = poolerHint
+			}
+			return fmt.Errorf("pgstore: prepare statements: %w%s", err, hint)
 		}
 		q.prepared = stmt
 	}

@@ -25,7 +25,8 @@ type Stats struct {
 	SkippedWrites uint64
 	// Deletes counts sessions ended by Save with a negative MaxAge.
 	Deletes uint64
-	// Revoked counts sessions deleted by Revoke and RevokeOthers.
+	// Revoked counts sessions deleted by Revoke, RevokeOthers and
+	// EndSession.
 	Revoked uint64
 	// PruneRounds counts pruning rounds: the background pruner's, taken
 	// or skipped because another store held the lock, and calls of Prune.
