@@ -64,26 +64,9 @@ func (st *Store) RevokeOthers(ctx context.Context, key string, value any, keep *
 }
 
 func (st *Store) revoke(ctx context.Context, key string, value any, keepSID string) (int64, error) {
-	if st.isClosed() {
-		return 0, errClosed
-	}
-	if key == "" || strings.ContainsRune(key, 0) || !utf8.ValidString(key) {
-		return 0, fmt.Errorf("%w: revoke: key %q is empty, holds a NUL or is not valid UTF-8", ErrEncode, key)
-	}
-	text, err := revokeText(value)
+	text, err := st.selectBy(ctx, "revoke", key, value)
 	if err != nil {
-		return 0, fmt.Errorf("%w (revoke by %q)", err, key) // err says pgstore: already
-	}
-	if st.sessTextErr != nil {
-		// New could not find or create the function: someone may have run
-		// schema.sql since.
-		ok, err := st.sessTextExists(ctx, st.db)
-		if err != nil {
-			return 0, fmt.Errorf("pgstore: revoke by %q: %w", key, err)
-		}
-		if !ok {
-			return 0, fmt.Errorf("pgstore: revoke by %q: %w", key, st.sessTextErr)
-		}
+		return 0, err
 	}
 	query := st.cfg.revokeSQL(key)
 	var n int64
@@ -103,6 +86,33 @@ func (st *Store) revoke(ctx context.Context, key string, value any, keepSID stri
 	st.stats.revoked.Add(uint64(n))
 	st.log.InfoContext(ctx, "pgstore: revoked sessions", "key", key, "deleted", n, "kept", keepSID != "")
 	return n, nil
+}
+
+// selectBy checks what Revoke, ListSessions and EndSession select sessions
+// by, for op, and returns the text value's stored JSON gives through
+// pgstore_sess_text. The function must exist: when New could not find or
+// create it, someone may have run schema.sql since.
+func (st *Store) selectBy(ctx context.Context, op, key string, value any) (string, error) {
+	if st.isClosed() {
+		return "", errClosed
+	}
+	if key == "" || strings.ContainsRune(key, 0) || !utf8.ValidString(key) {
+		return "", fmt.Errorf("%w: %s: key %q is empty, holds a NUL or is not valid UTF-8", ErrEncode, op, key)
+	}
+	text, err := revokeText(value)
+	if err != nil {
+		return "", fmt.Errorf("%w (%s by %q)", err, op, key) // err says pgstore: already
+	}
+	if st.sessTextErr != nil {
+		ok, err := st.sessTextExists(ctx, st.db)
+		if err != nil {
+			return "", fmt.Errorf("pgstore: %s by %q: %w", op, key, err)
+		}
+		if !ok {
+			return "", fmt.Errorf("pgstore: %s by %q: %w", op, key, st.sessTextErr)
+		}
+	}
+	return text, nil
 }
 
 // revokeSQL deletes the sessions whose value at key is $1, except $2's.

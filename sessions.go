@@ -120,7 +120,11 @@ func handleKeyFor(secret []byte) []byte {
 // user's rows. A row it cannot decode is listed with what the table says
 // (its expiry) and nothing else.
 func (st *Store) ListSessions(ctx context.Context, key string, value any, current *sessions.Session) ([]SessionInfo, error) {
-	rows, err := st.userRows(ctx, "list sessions", key, value)
+	text, err := st.selectBy(ctx, "list sessions", key, value)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.userRows(ctx, "list sessions", key, text)
 	if err != nil {
 		return nil, err
 	}
@@ -184,11 +188,14 @@ func expireTime(expire float64) time.Time {
 // ends nothing. It reports whether a session ended. The session's cookie
 // gives an empty session from then on, as after a logout.
 func (st *Store) EndSession(ctx context.Context, key string, value any, handle string) (bool, error) {
-	rows, err := st.userRows(ctx, "end session", key, value)
+	text, err := st.selectBy(ctx, "end session", key, value)
 	if err != nil {
 		return false, err
 	}
-	text, _ := revokeText(value) // checked by userRows
+	rows, err := st.userRows(ctx, "end session", key, text)
+	if err != nil {
+		return false, err
+	}
 	for _, row := range rows {
 		if !st.handleMatches(row.sid, handle) {
 			continue
@@ -223,29 +230,10 @@ type userRow struct {
 	expire float64
 }
 
-// userRows reads the live rows whose value at key equals value.
-func (st *Store) userRows(ctx context.Context, op, key string, value any) ([]userRow, error) {
-	if st.isClosed() {
-		return nil, errClosed
-	}
-	if key == "" || strings.ContainsRune(key, 0) || !utf8.ValidString(key) {
-		return nil, fmt.Errorf("%w: %s: key %q is empty, holds a NUL or is not valid UTF-8", ErrEncode, op, key)
-	}
-	text, err := revokeText(value)
-	if err != nil {
-		return nil, fmt.Errorf("%w (%s by %q)", err, op, key)
-	}
-	if st.sessTextErr != nil {
-		ok, err := st.sessTextExists(ctx, st.db)
-		if err != nil {
-			return nil, fmt.Errorf("pgstore: %s by %q: %w", op, key, err)
-		}
-		if !ok {
-			return nil, fmt.Errorf("pgstore: %s by %q: %w", op, key, st.sessTextErr)
-		}
-	}
+// userRows reads the live rows whose value at key is text (selectBy).
+func (st *Store) userRows(ctx context.Context, op, key, text string) ([]userRow, error) {
 	var out []userRow
-	err = st.retry(ctx, func(ctx context.Context, on runner) error {
+	err := st.retry(ctx, func(ctx context.Context, on runner) error {
 		out = out[:0]
 		rows, err := on.QueryContext(ctx, st.cfg.userRowsSQL(key), text)
 		if err != nil {

@@ -63,11 +63,7 @@ table.
 		fs.IntVar(&s.maxAge, "max-age", pgstore.DefaultMaxAge, "the application's Config.Options.MaxAge, in `seconds`")
 		fs.DurationVar(&s.browserTTL, "browser-session-ttl", pgstore.DefaultBrowserSessionTTL, "the application's Config.BrowserSessionTTL (a `duration`)")
 		return func(ctx context.Context, stdout io.Writer) error {
-			value, err := s.check()
-			if err != nil {
-				return err
-			}
-			st, err := s.open(ctx, o)
+			st, value, err := s.open(ctx, o)
 			if err != nil {
 				return err
 			}
@@ -108,11 +104,7 @@ To sign a user out everywhere, use "pgstore revoke" with the same -key and
 			if handle == "" {
 				return usageError{errors.New("-handle is required")}
 			}
-			value, err := s.check()
-			if err != nil {
-				return err
-			}
-			st, err := s.open(ctx, o)
+			st, value, err := s.open(ctx, o)
 			if err != nil {
 				return err
 			}
@@ -199,9 +191,14 @@ func (s *sessionsOptions) check() (any, error) {
 	return value, nil
 }
 
-// open opens the table with the application's key, so that the handles
-// are the application's.
-func (s *sessionsOptions) open(ctx context.Context, o *common) (*pgstore.Store, error) {
+// open checks the flags, and opens the table with the application's key,
+// so that the handles are the application's. It returns the store and the
+// user's value.
+func (s *sessionsOptions) open(ctx context.Context, o *common) (*pgstore.Store, any, error) {
+	value, err := s.check()
+	if err != nil {
+		return nil, nil, err
+	}
 	opts := pgstore.DefaultOptions()
 	opts.MaxAge = s.maxAge
 	cfg := pgstore.Config{Options: opts, BrowserSessionTTL: s.browserTTL}
@@ -210,7 +207,8 @@ func (s *sessionsOptions) open(ctx context.Context, o *common) (*pgstore.Store, 
 	} else {
 		cfg.KeyPairs = [][]byte{s.hashKey}
 	}
-	return o.open(ctx, false, cfg)
+	st, err := o.open(ctx, false, cfg)
+	return st, value, err
 }
 
 // sessionJSON is one session in sessions list -json.
