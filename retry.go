@@ -127,9 +127,16 @@ func preparedStatementGone(err error) bool {
 }
 
 // retryable reports whether an attempt that failed with err may succeed on
-// another connection.
+// another connection: the connection failed, the server is read-only (a
+// node demoted in a failover), or it refused a new connection for want of
+// slots (53300: max_connections or the role's CONNECTION LIMIT, which a
+// wait may free).
 func retryable(err error) bool {
-	return err != nil && (isConnError(err) || sqlState(err) == "25006")
+	if err == nil {
+		return false
+	}
+	code := sqlState(err)
+	return isConnError(err) || code == "25006" || code == "53300"
 }
 
 // insertOwn is a write under a fresh random ID: a unique violation on it

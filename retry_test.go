@@ -266,3 +266,55 @@ func TestPgxpoolReadOnlyConnectionsAreDropped(t *testing.T) {
 		t.Fatalf("n = %v, want 1", s.Values["n"])
 	}
 }
+
+// A server out of connection slots (53300: max_connections, or here the
+// role's CONNECTION LIMIT) refuses new connections only until one is
+// freed: the store waits and retries within QueryTimeout.
+func TestTooManyClientsIsWaitedOut(t *testing.T) {
+	for _, drv := range pgtest.Drivers {
+		t.Run(drv, func(t *testing.T) {
+			t.Parallel()
+			admin := sharedDB(t, drv)
+			db, schema, role := roleDB(t, drv, admin, "pgstore_lim_")
+			st := newTestStore(t, db, pgstore.Config{SchemaName: schema})
+			c := login(t, st, map[any]any{"n": 1})
+			// Every slot the role has is taken, by a connection outside
+			// the store's pool.
+			ctx := ctxTimeout(t)
+			if _, err := admin.Exec(`ALTER ROLE "` + role + `" CONNECTION LIMIT 1`); err != nil {
+				t.Fatal(err)
+			}
+			db.SetMaxIdleConns(0) // the pool must connect anew
+			db.SetMaxIdleConns(2)
+			holder := pgtest.OpenDSN(t, drv, withUser(pgtest.Require(t), role))
+			held, err := holder.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := held.PingContext(ctx); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				s, err := st.Get(request(c), cookieName)
+				if err == nil && s.IsNew {
+					err = errors.New("the session did not load")
+				}
+				done <- err
+			}()
+			// Free the slot once the store has been refused at least once.
+			deadline := time.Now().Add(30 * time.Second)
+			for st.Stats().Retries == 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("the store never retried")
+				}
+				runtime.Gosched()
+			}
+			held.Close()
+			holder.Close()
+			if err := <-done; err != nil {
+				t.Fatalf("Get once a slot was freed: %v", err)
+			}
+		})
+	}
+}
